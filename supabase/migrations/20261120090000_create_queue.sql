@@ -430,6 +430,32 @@ revoke all on function callsync.renew_lease(bigint, uuid, interval, timestamptz)
 grant execute on function callsync.renew_lease(bigint, uuid, interval, timestamptz) to callsync_worker, service_role;
 
 -- -----------------------------------------------------------------------------
+-- callsync.release_jobs: a worker that is shutting down gives back jobs it could
+-- not finish within its drain deadline. They become available at once and the
+-- attempt is not counted: the job did not fail, its worker went away.
+-- Returns the ids that were still leased to the caller.
+-- -----------------------------------------------------------------------------
+create function callsync.release_jobs(p_ids bigint[], p_lease_ids uuid[])
+returns setof bigint
+language sql
+security definer
+set search_path = ''
+as $$
+    update callsync.job as j
+    set state            = 'available',
+        attempt          = j.attempt - 1,
+        run_at           = now(),
+        lease_id         = null,
+        lease_expires_at = null,
+        updated_at       = now()
+    from unnest(p_ids, p_lease_ids) as t(id, lease_id)
+    where j.id = t.id and j.state = 'running' and j.lease_id = t.lease_id
+    returning j.id
+$$;
+revoke all on function callsync.release_jobs(bigint[], uuid[]) from public;
+grant execute on function callsync.release_jobs(bigint[], uuid[]) to callsync_worker, service_role;
+
+-- -----------------------------------------------------------------------------
 -- callsync.rescue_expired_leases: running jobs whose lease ran out (their worker
 -- crashed, hung or lost the database) go back to the queue, or are discarded
 -- when that was their last attempt, so a job that kills its worker cannot loop

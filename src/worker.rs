@@ -1,0 +1,436 @@
+//! The worker: claims due jobs in batches up to a concurrency cap, runs each
+//! outside any transaction under a renewed lease, records outcomes in short
+//! statements (completions batched), rescues expired leases, and drains on
+//! shutdown. Database trouble never ends the loop: it backs off and carries on.
+use crate::db::DbError;
+use crate::jobs::{Handlers, JobError};
+use crate::queue::retry::Backoff;
+use crate::queue::store::Store;
+use crate::queue::{ClaimedJob, JobId, JobState, LeaseId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+/// Most jobs one claim statement takes, whatever the free capacity.
+const MAX_CLAIM_BATCH: usize = 100;
+/// Most completions one statement records.
+const MAX_COMPLETE_BATCH: usize = 1000;
+
+/// How a worker behaves; [`crate::config::Config`] provides production values.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Name on leases.
+    pub worker_id: String,
+    /// Jobs running at once.
+    pub concurrency: usize,
+    /// Claim attempt interval without NOTIFY.
+    pub poll_interval: Duration,
+    /// Lease per claim; renewed every third of it.
+    pub lease: Duration,
+    /// How long shutdown waits before releasing running jobs.
+    pub drain_deadline: Duration,
+    /// Delay before a retryable job runs again.
+    pub backoff: Backoff,
+}
+
+impl WorkerOptions {
+    /// Options from the process configuration.
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        WorkerOptions {
+            worker_id: c.worker_id.clone(),
+            concurrency: c.concurrency.get(),
+            poll_interval: c.poll_interval,
+            lease: c.lease,
+            drain_deadline: c.drain_deadline,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// The claim loop and everything it shares with its job tasks.
+#[derive(Clone)]
+pub struct Worker {
+    store: Store,
+    handlers: Arc<Handlers>,
+    opts: Arc<WorkerOptions>,
+    /// Woken by the listener on NOTIFY.
+    wake: Arc<Notify>,
+    permits: Arc<Semaphore>,
+    /// Woken whenever a job task ends, so a full worker claims again at once.
+    slot_freed: Arc<Notify>,
+    tracker: TaskTracker,
+    /// Jobs running in this process, so shutdown can stop them and give them back.
+    running: Arc<Mutex<HashMap<JobId, CancellationToken>>>,
+    completions: mpsc::UnboundedSender<(JobId, LeaseId)>,
+    completions_rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<(JobId, LeaseId)>>>>,
+    /// Unix milliseconds of the last loop pass (health checks).
+    last_tick_ms: Arc<AtomicI64>,
+}
+
+impl Worker {
+    /// A worker on `store` running `handlers`.
+    pub fn new(store: Store, handlers: Handlers, opts: WorkerOptions) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Worker {
+            store,
+            handlers: Arc::new(handlers),
+            permits: Arc::new(Semaphore::new(opts.concurrency.max(1))),
+            opts: Arc::new(opts),
+            wake: Arc::new(Notify::new()),
+            slot_freed: Arc::new(Notify::new()),
+            tracker: TaskTracker::new(),
+            running: Arc::new(Mutex::new(HashMap::new())),
+            completions: tx,
+            completions_rx: Arc::new(Mutex::new(Some(rx))),
+            last_tick_ms: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    /// The notifier the listener wakes.
+    pub fn wake_handle(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// When the loop last ran, in Unix milliseconds (0 before the first pass).
+    pub fn last_tick_ms(&self) -> i64 {
+        self.last_tick_ms.load(Ordering::Relaxed)
+    }
+
+    /// Jobs running in this process right now.
+    pub fn running_jobs(&self) -> usize {
+        self.running.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// One step: claims as many due jobs as there are free slots (at most one
+    /// batch) and starts them. Returns how many were started.
+    ///
+    /// # Errors
+    /// [`DbError`] when the claim fails; nothing was started then.
+    pub async fn run_once(&self) -> Result<usize, DbError> {
+        let free = self.permits.available_permits().min(MAX_CLAIM_BATCH);
+        if free == 0 {
+            return Ok(0);
+        }
+        let jobs = self
+            .store
+            .claim(&self.opts.worker_id, free, self.opts.lease)
+            .await?;
+        let started = jobs.len();
+        for job in jobs {
+            // A permit is always free here: only this loop takes them, and it saw `free`.
+            let permit = match self.permits.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    tracing::error!(job.id = %job.id, "no free slot for a claimed job; its lease will expire");
+                    continue;
+                }
+            };
+            let worker = self.clone();
+            self.tracker
+                .spawn(async move { worker.run_job(job, permit).await });
+        }
+        Ok(started)
+    }
+
+    /// Runs until `shutdown` is cancelled, then drains: running jobs get the
+    /// drain deadline to finish; any still running are stopped and released to
+    /// the queue. Pending completions are flushed before it returns.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let finish = CancellationToken::new();
+        let completer = self.spawn_completer(finish.clone());
+        let maintenance = self.spawn_maintenance(shutdown.clone());
+        let mut claim_backoff = Duration::from_millis(100);
+        tracing::info!(worker.id = %self.opts.worker_id, kinds = ?self.handlers.kinds(), "worker started");
+        while !shutdown.is_cancelled() {
+            self.last_tick_ms
+                .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+            let requested = self.permits.available_permits().min(MAX_CLAIM_BATCH);
+            match self.run_once().await {
+                Ok(started) => {
+                    claim_backoff = Duration::from_millis(100);
+                    if requested > 0 && started == requested && self.permits.available_permits() > 0
+                    {
+                        continue; // a full batch: more are probably waiting
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, retry_in_ms = claim_backoff.as_millis() as u64, "claim failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(claim_backoff) => {}
+                    }
+                    claim_backoff = (claim_backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+            let full = self.permits.available_permits() == 0;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.slot_freed.notified(), if full => {}
+                _ = self.wake.notified(), if !full => {}
+                _ = tokio::time::sleep(self.opts.poll_interval) => {
+                    tracing::debug!("poll tick");
+                }
+            }
+        }
+        self.drain().await;
+        maintenance.abort();
+        finish.cancel();
+        let _ = completer.await;
+        tracing::info!(worker.id = %self.opts.worker_id, "worker stopped");
+    }
+
+    /// Waits for running jobs up to the drain deadline, then stops the rest and
+    /// gives them back to the queue.
+    async fn drain(&self) {
+        self.tracker.close();
+        let left = self.running_jobs();
+        if left > 0 {
+            tracing::info!(
+                running = left,
+                deadline_s = self.opts.drain_deadline.as_secs(),
+                "waiting for running jobs"
+            );
+        }
+        if tokio::time::timeout(self.opts.drain_deadline, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            let stopped = self.stop_running();
+            tracing::warn!(
+                stopped,
+                "drain deadline passed; releasing running jobs to the queue"
+            );
+            // Each stopped task releases its own job; give them a moment to say so.
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.wait()).await;
+        }
+    }
+
+    fn stop_running(&self) -> usize {
+        match self.running.lock() {
+            Ok(running) => {
+                for stop in running.values() {
+                    stop.cancel();
+                }
+                running.len()
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// Runs one job to an outcome and records it.
+    async fn run_job(self, job: ClaimedJob, permit: OwnedSemaphorePermit) {
+        let span = tracing::info_span!(
+            "job",
+            job.id = %job.id,
+            job.kind = %job.kind,
+            job.attempt = job.attempt,
+            outcome = tracing::field::Empty,
+        );
+        async {
+            let stop = CancellationToken::new();
+            if let Ok(mut running) = self.running.lock() {
+                running.insert(job.id, stop.clone());
+            }
+            let started = Instant::now();
+            let outcome = tokio::select! {
+                result = self.handlers.dispatch(&job) => Some(result),
+                () = self.keep_lease(&job) => None,
+                () = stop.cancelled() => {
+                    self.release(&job).await;
+                    tracing::Span::current().record("outcome", "released");
+                    self.finish_job(job.id, permit);
+                    return;
+                }
+            };
+            let recorded = match outcome {
+                Some(Ok(())) => {
+                    // Batched: the completer records it in its next statement.
+                    let _ = self.completions.send((job.id, job.lease_id));
+                    Ok("completed")
+                }
+                Some(Err(e)) => self.record_failure(&job, e).await,
+                None => Ok("lease_lost"),
+            };
+            match recorded {
+                Ok(outcome) => {
+                    tracing::Span::current().record("outcome", outcome);
+                    tracing::info!(
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "job finished"
+                    );
+                }
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "could not record the outcome; the lease will expire and the job run again"
+                ),
+            }
+            self.finish_job(job.id, permit);
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn finish_job(&self, id: JobId, permit: OwnedSemaphorePermit) {
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&id);
+        }
+        drop(permit);
+        self.slot_freed.notify_one();
+    }
+
+    async fn record_failure(
+        &self,
+        job: &ClaimedJob,
+        error: JobError,
+    ) -> Result<&'static str, DbError> {
+        let (retry_at, message) = match &error {
+            JobError::Retryable(m) if job.attempts_left() > 0 => (
+                Some(
+                    self.opts
+                        .backoff
+                        .next_run_at(job.attempt, chrono::Utc::now()),
+                ),
+                m.as_str(),
+            ),
+            JobError::Retryable(m) | JobError::Permanent(m) => (None, m.as_str()),
+        };
+        let state = self.store.fail(job, message, retry_at).await?;
+        Ok(match state {
+            Some(JobState::Retryable) => {
+                tracing::warn!(error = %message, retry_at = ?retry_at, "job failed; will retry");
+                "retryable"
+            }
+            Some(_) => {
+                tracing::error!(error = %message, "job failed for good; discarded");
+                "discarded"
+            }
+            None => {
+                tracing::warn!("lease lost before the failure was recorded");
+                "lease_lost"
+            }
+        })
+    }
+
+    /// Renews the lease every third of its length. Returns only when the lease
+    /// is lost, which stops the job (its next attempt belongs to someone else).
+    async fn keep_lease(&self, job: &ClaimedJob) {
+        let every = self.opts.lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            match self
+                .store
+                .renew_lease(job.id, job.lease_id, self.opts.lease)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!("lease lost (rescued or cancelled); stopping the job");
+                    return;
+                }
+                // The database may be back before the lease runs out: keep trying.
+                Err(e) => tracing::warn!(error = %e, "could not renew the lease"),
+            }
+        }
+    }
+
+    async fn release(&self, job: &ClaimedJob) {
+        match self.store.release(&[(job.id, job.lease_id)]).await {
+            Ok(ids) if ids.is_empty() => tracing::warn!("lease lost before release"),
+            Ok(_) => tracing::info!("released to the queue at shutdown"),
+            Err(e) => {
+                tracing::error!(error = %e, "release failed; the lease will expire and the job run again")
+            }
+        }
+    }
+
+    /// Records completions in batches: one statement in flight at a time, and
+    /// whatever arrived meanwhile goes into the next one. After `finish` it
+    /// records what is left and ends.
+    fn spawn_completer(&self, finish: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let rx = self.completions_rx.lock().ok().and_then(|mut r| r.take());
+        tokio::spawn(async move {
+            let Some(mut rx) = rx else {
+                tracing::error!("completer already running for this worker");
+                return;
+            };
+            let mut batch = Vec::with_capacity(MAX_COMPLETE_BATCH);
+            loop {
+                let first = tokio::select! {
+                    biased;
+                    got = rx.recv() => got,
+                    () = finish.cancelled() => None,
+                };
+                let last_round = first.is_none();
+                batch.extend(first);
+                while batch.len() < MAX_COMPLETE_BATCH {
+                    match rx.try_recv() {
+                        Ok(done) => batch.push(done),
+                        Err(_) => break,
+                    }
+                }
+                if !batch.is_empty() {
+                    flush_completions(&store, &batch).await;
+                    batch.clear();
+                    continue; // there may be more than one batch left
+                }
+                if last_round {
+                    break;
+                }
+            }
+        })
+    }
+
+    /// Rescues expired leases (of crashed workers) on a timer.
+    fn spawn_maintenance(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let every = (self.opts.lease / 2).max(Duration::from_secs(1));
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                match store.rescue_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rescued = n, "expired leases returned to the queue"),
+                    Err(e) => tracing::warn!(error = %e, "lease rescue failed"),
+                }
+            }
+        })
+    }
+}
+
+/// Records one batch of completions, retrying through a short outage. If the
+/// database stays away the leases expire and the jobs run again: at least once.
+async fn flush_completions(store: &Store, batch: &[(JobId, LeaseId)]) {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=10 {
+        match store.complete(batch).await {
+            Ok(done) => {
+                if done.len() < batch.len() {
+                    tracing::warn!(
+                        lost = batch.len() - done.len(),
+                        "completions not recorded: lease lost (rescued or cancelled meanwhile)"
+                    );
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, jobs = batch.len(), "could not record completions; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    tracing::error!(
+        jobs = batch.len(),
+        "completions lost; those jobs will run again after their leases expire"
+    );
+}
