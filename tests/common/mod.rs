@@ -5,6 +5,8 @@
 //! process exits. Nothing here mocks the database.
 #![allow(dead_code)]
 
+pub mod stack;
+
 use callsync::queue::store::Store;
 use deadpool_postgres::Pool;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The whole stack locally, in the foreground, on loopback: PostgreSQL 15 with
+# pg_cron (data in .callsync/pg), the Supabase bootstrap and every migration,
+# demo data, PostgREST, the Edge Functions (Deno), and the worker. Prints the
+# URLs and writes them, with the local keys, to .callsync/local.env. Ctrl-C
+# stops everything. Running it again reuses the data and applies only new
+# migrations; a second copy running at the same time is refused.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+. scripts/tool-paths.sh
+state="$root/.callsync"
+mkdir -p "$state"
+
+if [ -f "$state/stack.pid" ] && kill -0 "$(cat "$state/stack.pid")" 2>/dev/null; then
+    echo "the local stack is already running (pid $(cat "$state/stack.pid")); stop it with Ctrl-C there first" >&2
+    exit 1
+fi
+echo $$ >"$state/stack.pid"
+
+scripts/install-tools.sh
+echo "building the worker…"
+cargo build --quiet --bins
+
+free_port() {  # the preferred port when it is free, else any free one
+    node -e "const n=require('net');const t=p=>new Promise(r=>{const s=n.createServer();s.once('error',()=>r(0));s.listen(p,'127.0.0.1',()=>{const a=s.address().port;s.close(()=>r(a))})});(async()=>{console.log((await t($1))||(await t(0)))})()"
+}
+# The database keeps its port across runs (its data folder is reused).
+if [ -f "$state/db.port" ]; then db_port=$(cat "$state/db.port"); else db_port=$(free_port 54322); echo "$db_port" >"$state/db.port"; fi
+rest_port=$(free_port 54321)
+fn_port=$(free_port 54320)
+
+# Secrets are made once and kept, so keys handed out earlier stay valid.
+if [ ! -f "$state/secrets.env" ]; then
+    umask 077
+    {
+        echo "JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 48)"
+        echo "CALLYZER_WEBHOOK_TOKEN=$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)"
+        echo "ELEVENLABS_WEBHOOK_SECRET=wsec_$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)"
+    } >"$state/secrets.env"
+    umask 022
+fi
+set -a; . "$state/secrets.env"; set +a
+
+pids=()
+stop_all() {
+    trap "" INT TERM  # a second Ctrl-C must not cut the clean stop short
+    trap - EXIT
+    echo; echo "stopping…"
+    # The worker first (SIGTERM: it drains), then the HTTP side, then Postgres.
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    scripts/pg-cluster.sh down "$state/pg"
+    rm -f "$state/stack.pid"
+    echo "stopped."
+    exit 0
+}
+trap stop_all INT TERM EXIT
+
+scripts/pg-cluster.sh up "$state/pg" "$db_port"
+DATABASE_URL="postgres://postgres:postgres@127.0.0.1:$db_port/postgres"
+WORKER_DATABASE_URL="postgres://callsync_worker:postgres@127.0.0.1:$db_port/postgres"
+DATABASE_URL="$DATABASE_URL" target/debug/callsync migrate
+if [ -f supabase/seed.sql ]; then
+    psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -f supabase/seed.sql
+fi
+
+ANON_KEY=$(target/debug/callsync jwt --role anon)
+SERVICE_ROLE_KEY=$(target/debug/callsync jwt --role service_role)
+POSTGREST_URL="http://127.0.0.1:$rest_port"
+FUNCTIONS_URL="http://127.0.0.1:$fn_port/functions/v1"
+cat >"$state/local.env" <<ENV
+# Written by scripts/dev.sh; local stack only. Source it: set -a; . .callsync/local.env; set +a
+DATABASE_URL=$DATABASE_URL
+WORKER_DATABASE_URL=$WORKER_DATABASE_URL
+POSTGREST_URL=$POSTGREST_URL
+FUNCTIONS_URL=$FUNCTIONS_URL
+JWT_SECRET=$JWT_SECRET
+ANON_KEY=$ANON_KEY
+SERVICE_ROLE_KEY=$SERVICE_ROLE_KEY
+CALLYZER_WEBHOOK_TOKEN=$CALLYZER_WEBHOOK_TOKEN
+ELEVENLABS_WEBHOOK_SECRET=$ELEVENLABS_WEBHOOK_SECRET
+ENV
+chmod 600 "$state/local.env"
+
+DB_URI="postgres://authenticator:postgres@127.0.0.1:$db_port/postgres" PORT=$rest_port \
+    scripts/run-postgrest.sh &
+pids+=($!)
+PORT=$fn_port CALLSYNC_REST_URL=$POSTGREST_URL SUPABASE_SERVICE_ROLE_KEY=$SERVICE_ROLE_KEY \
+    scripts/run-functions.sh &
+pids+=($!)
+DATABASE_URL=$WORKER_DATABASE_URL WORKER_ID=local-worker target/debug/callsync worker &
+pids+=($!)
+
+cat <<MSG
+
+callsync is running (Ctrl-C stops everything):
+  Postgres    $DATABASE_URL
+  PostgREST   $POSTGREST_URL
+  Functions   $FUNCTIONS_URL
+  keys, URLs and secrets: .callsync/local.env
+
+MSG
+# Stay in the foreground; if any process dies, stop the rest.
+wait -n "${pids[@]}" || true
+echo "a stack process exited; stopping the others" >&2

