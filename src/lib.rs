@@ -15,10 +15,14 @@
 //! - [`listener`]: the LISTEN connection that wakes the worker, reconnecting on its own.
 //! - [`worker`]: the claim loop, the concurrency cap, lease renewal, batched completion, drain.
 //! - [`jobs`]: job handlers by kind and [`jobs::JobError`] (retryable or permanent).
+//! - [`clients`]: one HTTP client per outside system, mapping outcomes to `JobError`.
+//! - [`domain`]: parse-don't-validate types (phone numbers, call records, …).
 //! - [`jwt`]: HS256 tokens for the local stack and tests (PostgREST keys).
 
+pub mod clients;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod jobs;
 pub mod jwt;
 pub mod listener;

@@ -130,12 +130,9 @@ async fn main() -> anyhow::Result<()> {
 async fn run_worker(config: Config) -> anyhow::Result<()> {
     let token = shutdown::on_signal().context("installing signal handlers")?;
     let pool = db::pool(config.database_url.expose(), config.pool_size.get())?;
+    let handlers = jobs::all(&config, &pool);
     let store = Store::new(pool);
-    let worker = worker::Worker::new(
-        store,
-        jobs::all(),
-        worker::WorkerOptions::from_config(&config),
-    );
+    let worker = worker::Worker::new(store, handlers, worker::WorkerOptions::from_config(&config));
     let listening = if config.listen {
         let state = listener::ListenerState::default();
         Some(tokio::spawn(listener::run(

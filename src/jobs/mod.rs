@@ -85,7 +85,8 @@ impl Handlers {
     }
 }
 
-/// The handlers of the production worker.
-pub fn all() -> Handlers {
+/// The handlers of the production worker. Each pipeline registers its kinds
+/// here with what it needs from the configuration and the pool.
+pub fn all(_config: &crate::config::Config, _pool: &deadpool_postgres::Pool) -> Handlers {
     Handlers::new().register(noop::KIND, noop::Noop)
 }

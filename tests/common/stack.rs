@@ -28,8 +28,14 @@ impl Stack {
         let fn_port = free_port();
         let log_dir = root().join("target/test-logs").join(&db.name);
         std::fs::create_dir_all(&log_dir).expect("log dir");
-        let service_key = callsync::jwt::sign(&callsync::jwt::claims("service_role", None, 3600), JWT_SECRET.as_bytes());
-        let anon_key = callsync::jwt::sign(&callsync::jwt::claims("anon", None, 3600), JWT_SECRET.as_bytes());
+        let service_key = callsync::jwt::sign(
+            &callsync::jwt::claims("service_role", None, 3600),
+            JWT_SECRET.as_bytes(),
+        );
+        let anon_key = callsync::jwt::sign(
+            &callsync::jwt::claims("anon", None, 3600),
+            JWT_SECRET.as_bytes(),
+        );
         let rest_url = format!("http://127.0.0.1:{rest_port}");
 
         let postgrest = spawn(
@@ -61,8 +67,12 @@ impl Stack {
             log_dir,
             children: vec![postgrest, functions],
         };
-        let (http, rest, fns, key) =
-            (stack.http.clone(), stack.rest_url.clone(), stack.functions_url.clone(), stack.service_key.clone());
+        let (http, rest, fns, key) = (
+            stack.http.clone(),
+            stack.rest_url.clone(),
+            stack.functions_url.clone(),
+            stack.service_key.clone(),
+        );
         wait_until("PostgREST answers", Duration::from_secs(30), || {
             let (http, rest, key) = (http.clone(), rest.clone(), key.clone());
             async move {
@@ -72,7 +82,9 @@ impl Stack {
         .await;
         wait_until("the functions answer", Duration::from_secs(60), || {
             let (http, fns) = (http.clone(), fns.clone());
-            async move { matches!(http.get(format!("{fns}/")).send().await, Ok(r) if r.status().is_success()) }
+            async move {
+                matches!(http.get(format!("{fns}/")).send().await, Ok(r) if r.status().is_success())
+            }
         })
         .await;
         stack
@@ -80,7 +92,10 @@ impl Stack {
 
     /// A user token for PostgREST (role `authenticated`, subject `sub`).
     pub fn user_token(&self, sub: &str) -> String {
-        callsync::jwt::sign(&callsync::jwt::claims("authenticated", Some(sub), 3600), JWT_SECRET.as_bytes())
+        callsync::jwt::sign(
+            &callsync::jwt::claims("authenticated", Some(sub), 3600),
+            JWT_SECRET.as_bytes(),
+        )
     }
 
     /// Everything the stack's processes have logged so far.
