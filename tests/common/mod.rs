@@ -373,15 +373,20 @@ impl Handler for Recorder {
 
 /// Counts jobs by state.
 pub async fn count_state(db: &TestDb, state: &str) -> i64 {
-    let client = db.pool.get().await.expect("connection");
+    try_count_state(db, state).await.expect("count jobs")
+}
+
+/// Counts jobs by state; `None` while the database is unreachable (restart tests).
+pub async fn try_count_state(db: &TestDb, state: &str) -> Option<i64> {
+    let client = db.pool.get().await.ok()?;
     client
         .query_one(
             "select count(*) from callsync.job where state = $1::text::callsync.job_state",
             &[&state],
         )
         .await
-        .expect("count")
-        .get(0)
+        .ok()
+        .map(|r| r.get(0))
 }
 
 /// Enqueues `n` jobs of `kind` in one statement (as the owner).
