@@ -56,7 +56,7 @@ export function timingSafeEqual(a: string, b: string): boolean {
 }
 
 /** HMAC-SHA256 of `message` under the UTF-8 `key`, as lowercase hex. */
-export async function hmacSha256Hex(key: string, message: Uint8Array): Promise<string> {
+export async function hmacSha256Hex(key: string, message: BufferSource): Promise<string> {
   const k = await crypto.subtle.importKey(
     "raw",
     new TextEncoder().encode(key),
@@ -69,7 +69,7 @@ export async function hmacSha256Hex(key: string, message: Uint8Array): Promise<s
 }
 
 /** Concatenates byte arrays. */
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+export function concatBytes(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
   let at = 0;
   for (const p of parts) {
