@@ -2,7 +2,10 @@
 //! each redacts itself in `Debug` where it carries personal data.
 
 pub mod call_analysis;
+pub mod call_record;
+pub mod call_type;
 pub mod contact;
 pub mod contact_phone;
 pub mod elevenlabs_event;
 pub mod email_address;
+pub mod phone_number;

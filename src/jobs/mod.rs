@@ -2,6 +2,7 @@
 //! The worker looks a claimed job's kind up in [`Handlers`]; an unknown kind is
 //! discarded with a clear error instead of retried (no deploy will teach this
 //! worker the kind before its attempts run out).
+pub mod callyzer_delivery;
 pub mod noop;
 
 use crate::queue::ClaimedJob;
@@ -87,6 +88,9 @@ impl Handlers {
 
 /// The handlers of the production worker. Each pipeline registers its kinds
 /// here with what it needs from the configuration and the pool.
-pub fn all(_config: &crate::config::Config, _pool: &deadpool_postgres::Pool) -> Handlers {
-    Handlers::new().register(noop::KIND, noop::Noop)
+pub fn all(_config: &crate::config::Config, pool: &deadpool_postgres::Pool) -> Handlers {
+    Handlers::new().register(noop::KIND, noop::Noop).register(
+        callyzer_delivery::KIND,
+        callyzer_delivery::CallyzerDelivery::new(pool.clone()),
+    )
 }

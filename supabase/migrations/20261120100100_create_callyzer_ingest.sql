@@ -109,7 +109,8 @@ grant execute on function callsync.callyzer_event_fail(bigint, text) to callsync
 --          API page (reconciliation), via sql/queries/call_upsert_batch.sql.
 -- Input:   p_calls, a JSON array of flat records built by src/domain/call_record.rs
 --          (numbers already E.164 or null; dates checked, zone-less); p_record_errors,
---          the records the parser refused (stored on the event).
+--          the records the parser refused or doubted (stored on the event; those
+--          with "stored": true are warnings about calls that were stored).
 -- Set-based: two statements whatever the batch size: new advisors, then one
 --          statement that upserts the calls with their advisor, label, time and
 --          lead match, parks or un-parks them, and counts unknown types
@@ -138,7 +139,9 @@ as $$
 declare
     v_tz      text := callsync.setting_value('callyzer.account_time_zone', '"Europe/Warsaw"') #>> '{}';
     v_summary jsonb;
-    v_errors  integer := coalesce(jsonb_array_length(p_record_errors), 0);
+    -- refused records; entries with "stored": true are warnings about stored calls
+    v_errors  integer := (select count(*) from jsonb_array_elements(coalesce(p_record_errors, '[]')) as e
+                          where not coalesce((e ->> 'stored')::boolean, false));
 begin
     -- Employees Callyzer names that we do not know yet become advisors (no team
     -- until an admin assigns one). Existing advisors are left as the admin set them.
@@ -289,7 +292,7 @@ begin
         update callsync.webhook_event as e
         set status        = 'processed',
             processed_at  = now(),
-            record_errors = case when v_errors > 0 then p_record_errors end,
+            record_errors = nullif(coalesce(p_record_errors, '[]'), '[]'),
             error         = case when v_errors > 0
                                  then format('%s of %s records rejected', v_errors, v_errors + (v_summary ->> 'received')::integer)
                             end

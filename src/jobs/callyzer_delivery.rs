@@ -1,0 +1,146 @@
+//! `callyzer_delivery`: processes one stored Callyzer webhook delivery. Loads
+//! the raw event, parses it into [`CallRecord`]s (a bad record becomes a
+//! reported problem, the rest go on), and applies all of them with one
+//! set-based SQL call that also marks the event processed. Running it twice is
+//! harmless: the upsert keeps the newest copy of each call. Not here: HTTP
+//! (the Edge Function stored the event) and matching rules (SQL).
+use super::{Handler, JobError};
+use crate::domain::call_record::{parse_delivery, CallRecord, RecordProblem};
+use crate::queue::ClaimedJob;
+use deadpool_postgres::{GenericClient, Pool};
+use futures_util::future::BoxFuture;
+
+/// The kind name (`callsync.job.kind`), enqueued by `public.ingest_callyzer_webhook`.
+pub const KIND: &str = "callyzer_delivery";
+
+const LOAD: &str = include_str!("../../sql/queries/webhook_event_load_callyzer.sql");
+const FAIL: &str = include_str!("../../sql/queries/webhook_event_fail_callyzer.sql");
+const APPLY: &str = include_str!("../../sql/queries/call_upsert_batch.sql");
+
+/// The handler; holds the pool it runs its statements on.
+pub struct CallyzerDelivery {
+    pool: Pool,
+}
+
+impl CallyzerDelivery {
+    /// A handler on `pool` (the worker's pool, role `callsync_worker`).
+    pub fn new(pool: Pool) -> Self {
+        CallyzerDelivery { pool }
+    }
+}
+
+/// Where a batch of calls came from (`callsync.call.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallSource {
+    /// A webhook delivery.
+    Webhook,
+    /// The reconciliation poll of Callyzer's API.
+    Api,
+}
+
+impl CallSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            CallSource::Webhook => "webhook",
+            CallSource::Api => "api",
+        }
+    }
+}
+
+/// Applies parsed calls in one statement and returns the database's summary
+/// (`received`, `inserted`, `updated`, `unchanged`, `matched`, `ambiguous`,
+/// `unmatched`, `rejected`). With `event_id`, that event is marked processed
+/// with `problems` kept on it. Reconciliation can call this with `None`.
+///
+/// # Errors
+/// [`crate::db::DbError`] when the statement fails; nothing was applied then.
+pub async fn apply_calls(
+    client: &impl GenericClient,
+    event_id: Option<i64>,
+    records: &[CallRecord],
+    problems: &[RecordProblem],
+    source: CallSource,
+) -> Result<serde_json::Value, crate::db::DbError> {
+    let calls = serde_json::Value::Array(records.iter().map(CallRecord::to_sql_json).collect());
+    let problems = serde_json::to_value(problems).unwrap_or(serde_json::Value::Array(Vec::new()));
+    let stmt = client.prepare_cached(APPLY).await?;
+    let row = client
+        .query_one(&stmt, &[&event_id, &calls, &problems, &source.as_str()])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+impl Handler for CallyzerDelivery {
+    fn run<'a>(&'a self, job: &'a ClaimedJob) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            let event_id = job
+                .args
+                .get("event_id")
+                .and_then(serde_json::Value::as_i64)
+                .ok_or_else(|| JobError::Permanent("args have no integer event_id".into()))?;
+            let client = self.pool.get().await.map_err(crate::db::DbError::from)?;
+            let stmt = client
+                .prepare_cached(LOAD)
+                .await
+                .map_err(crate::db::DbError::from)?;
+            let row = client
+                .query_opt(&stmt, &[&event_id])
+                .await
+                .map_err(crate::db::DbError::from)?
+                .ok_or_else(|| {
+                    JobError::Permanent(format!("callyzer event {event_id} does not exist"))
+                })?;
+            let body: serde_json::Value = row.try_get(0).map_err(crate::db::DbError::from)?;
+            let status: String = row.try_get(1).map_err(crate::db::DbError::from)?;
+            let default_country: Option<String> =
+                row.try_get(2).map_err(crate::db::DbError::from)?;
+            if status == "failed" {
+                // an operator's retry of a delivery already judged unusable: same answer
+                return Err(JobError::Permanent(format!(
+                    "callyzer event {event_id} was marked failed"
+                )));
+            }
+
+            let delivery = match parse_delivery(&body, default_country.as_deref().unwrap_or("")) {
+                Ok(d) => d,
+                Err(shape) => {
+                    let stmt = client
+                        .prepare_cached(FAIL)
+                        .await
+                        .map_err(crate::db::DbError::from)?;
+                    client
+                        .execute(&stmt, &[&event_id, &shape.to_string()])
+                        .await
+                        .map_err(crate::db::DbError::from)?;
+                    return Err(JobError::Permanent(shape.to_string()));
+                }
+            };
+            let summary = apply_calls(
+                &client,
+                Some(event_id),
+                &delivery.records,
+                &delivery.problems,
+                CallSource::Webhook,
+            )
+            .await?;
+            let count = |k: &str| {
+                summary
+                    .get(k)
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(0)
+            };
+            tracing::info!(
+                event.id = event_id,
+                calls.received = count("received"),
+                calls.inserted = count("inserted"),
+                calls.updated = count("updated"),
+                calls.unchanged = count("unchanged"),
+                calls.matched = count("matched"),
+                calls.unmatched = count("unmatched"),
+                calls.rejected = count("rejected"),
+                "callyzer delivery applied"
+            );
+            Ok(())
+        })
+    }
+}
