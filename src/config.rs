@@ -13,6 +13,9 @@
 //! | `WORKER_LISTEN` | `true`: LISTEN/NOTIFY plus polling; `false`: polling only (transaction poolers) | true |
 //! | `DB_POOL_SIZE` | connections in the pool (claims, completions, handlers) | 8 |
 //! | `LOG_FORMAT` | `pretty` or `json` | pretty |
+//!
+//! The ElevenLabs → BPMsoft variables (`EXTERNAL_CRM_*`, `CRM_*`, `LLM_*`) are
+//! listed in [`crate::jobs::elevenlabs_crm_settings`].
 use crate::secret::Secret;
 use crate::telemetry::LogFormat;
 use std::num::NonZeroUsize;
@@ -39,6 +42,8 @@ pub struct Config {
     pub pool_size: NonZeroUsize,
     /// Log line format.
     pub log_format: LogFormat,
+    /// The ElevenLabs → BPMsoft pipeline (its variables: `jobs::elevenlabs_crm_settings`).
+    pub elevenlabs: crate::jobs::elevenlabs_crm_settings::ElevenLabsCrmSettings,
 }
 
 /// All problems found in the environment, one line each.
@@ -84,6 +89,10 @@ impl Config {
                 None
             }
         };
+        let elevenlabs =
+            crate::jobs::elevenlabs_crm_settings::ElevenLabsCrmSettings::from_lookup(&get)
+                .map_err(|errors| p.errors.extend(errors))
+                .unwrap_or_default();
         if lease_secs == Some(0) {
             p.errors
                 .push("WORKER_LEASE_SECS: must be at least 1".into());
@@ -121,6 +130,7 @@ impl Config {
                 listen,
                 pool_size,
                 log_format,
+                elevenlabs,
             }),
             _ => Err(ConfigError(p.errors)),
         }

@@ -35,9 +35,7 @@ impl QualityScore {
             _ => return None,
         };
         let r = n.round();
-        (1.0..=5.0)
-            .contains(&r)
-            .then(|| QualityScore(r as u8))
+        (1.0..=5.0).contains(&r).then_some(QualityScore(r as u8))
     }
 
     /// A score from 1 to 5.
@@ -180,15 +178,25 @@ impl CallAnalysis {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     #[test]
     fn scores_outside_one_to_five_are_dropped() {
-        assert_eq!(QualityScore::from_json(&json!(4)).map(QualityScore::get), Some(4));
-        assert_eq!(QualityScore::from_json(&json!("5")).map(QualityScore::get), Some(5));
-        assert_eq!(QualityScore::from_json(&json!(4.6)).map(QualityScore::get), Some(5));
+        assert_eq!(
+            QualityScore::from_json(&json!(4)).map(QualityScore::get),
+            Some(4)
+        );
+        assert_eq!(
+            QualityScore::from_json(&json!("5")).map(QualityScore::get),
+            Some(5)
+        );
+        assert_eq!(
+            QualityScore::from_json(&json!(4.6)).map(QualityScore::get),
+            Some(5)
+        );
         assert_eq!(QualityScore::from_json(&json!(0)), None);
         assert_eq!(QualityScore::from_json(&json!(7)), None);
         assert_eq!(QualityScore::from_json(&json!("great")), None);
@@ -205,7 +213,9 @@ mod tests {
     #[test]
     fn filling_keeps_what_is_set_and_takes_only_the_gaps() {
         let mut mine = CallAnalysis::from_json(&json!({"summary": "from the event"}));
-        let theirs = CallAnalysis::from_json(&json!({"summary": "llm", "summary_ru": "итог", "quality_score": 3}));
+        let theirs = CallAnalysis::from_json(
+            &json!({"summary": "llm", "summary_ru": "итог", "quality_score": 3}),
+        );
         mine.fill_from(&theirs);
         assert_eq!(mine.summary.as_deref(), Some("from the event"));
         assert_eq!(mine.summary_ru.as_deref(), Some("итог"));

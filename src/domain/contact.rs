@@ -72,12 +72,16 @@ impl fmt::Debug for Contact {
             .field("name", &self.name.as_ref().map(|_| "[redacted]"))
             .field("phone", &self.phone)
             .field("email", &self.email)
-            .field("phone_unparsed", &self.phone_unparsed.as_ref().map(|_| "[redacted]"))
+            .field(
+                "phone_unparsed",
+                &self.phone_unparsed.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

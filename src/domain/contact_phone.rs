@@ -98,6 +98,7 @@ impl fmt::Debug for ContactPhone {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -156,7 +156,8 @@ impl ElevenLabsEvent {
 
         Ok(ElevenLabsEvent {
             event_type: text(body.get("type")).unwrap_or_else(|| "post_call_transcription".into()),
-            conversation_id: text(data.get("conversation_id")).or_else(|| text(data.get("event_id"))),
+            conversation_id: text(data.get("conversation_id"))
+                .or_else(|| text(data.get("event_id"))),
             agent_id: text(data.get("agent_id")),
             transcript,
             call_successful: text(analysis.get("call_successful")),
@@ -165,7 +166,9 @@ impl ElevenLabsEvent {
             call_summary_title: text(analysis.get("call_summary_title")),
             data_collection,
             evaluation,
-            dynamic_variables: object(data.pointer("/conversation_initiation_client_data/dynamic_variables")),
+            dynamic_variables: object(
+                data.pointer("/conversation_initiation_client_data/dynamic_variables"),
+            ),
             external_number: text(phone_call.get("external_number")),
             direction: text(phone_call.get("direction")),
             operator_contacts: object(data.get("contacts")),
@@ -263,6 +266,7 @@ fn object(v: Option<&Value>) -> BTreeMap<String, Value> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -320,8 +324,10 @@ mod tests {
 
     #[test]
     fn an_operator_submission_gives_its_contacts_first() {
-        let e = ElevenLabsEvent::parse(&json!({"conversation_id": "op-1", "transcript": "Клиент: хочу курс",
-            "contacts": {"name": "Анна", "phone": "8 029 765 43 21", "email": "anna@example.by"}}))
+        let e = ElevenLabsEvent::parse(
+            &json!({"conversation_id": "op-1", "transcript": "Клиент: хочу курс",
+            "contacts": {"name": "Анна", "phone": "8 029 765 43 21", "email": "anna@example.by"}}),
+        )
         .unwrap();
         assert_eq!(e.event_type, "post_call_transcription");
         let c = e.contact(Some("375"));

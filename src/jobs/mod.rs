@@ -3,6 +3,9 @@
 //! discarded with a clear error instead of retried (no deploy will teach this
 //! worker the kind before its attempts run out).
 pub mod callyzer_delivery;
+pub mod crm_dispatch;
+pub mod elevenlabs_analysis;
+pub mod elevenlabs_crm_settings;
 pub mod noop;
 
 use crate::queue::ClaimedJob;
@@ -88,8 +91,9 @@ impl Handlers {
 
 /// The handlers of the production worker. Each pipeline registers its kinds
 /// here with what it needs from the configuration and the pool.
-pub fn all(_config: &crate::config::Config, pool: &deadpool_postgres::Pool) -> Handlers {
-    Handlers::new().register(noop::KIND, noop::Noop).register(
+pub fn all(config: &crate::config::Config, pool: &deadpool_postgres::Pool) -> Handlers {
+    let handlers = elevenlabs_crm_settings::register(Handlers::new(), &config.elevenlabs, pool);
+    handlers.register(noop::KIND, noop::Noop).register(
         callyzer_delivery::KIND,
         callyzer_delivery::CallyzerDelivery::new(pool.clone()),
     )
