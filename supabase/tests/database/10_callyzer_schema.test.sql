@@ -1,0 +1,79 @@
+-- The Callyzer domain: shape, labels, settings, phone rules, grants, and the
+-- RLS of the screens under each role (admin, manager, advisor, anon).
+begin;
+select plan(28);
+
+select has_table('callsync', 'team', 'teams exist');
+select has_table('callsync', 'advisor', 'advisors exist');
+select has_table('callsync', 'lead', 'leads exist');
+select has_table('callsync', 'lead_phone', 'lead phones exist');
+select has_table('callsync', 'call', 'calls exist');
+select has_table('callsync', 'unmatched_call', 'unmatched calls exist');
+select has_table('callsync', 'app_user', 'app users exist');
+select col_is_pk('callsync', 'call', 'id', 'calls are keyed by the Callyzer call id');
+
+select results_eq(
+    'select call_type, label from callsync.call_type_label order by call_type',
+    $$values ('Incoming', 'Przychodzące'), ('Missed', 'Nieodebrane'), ('Outgoing', 'Wychodzące'), ('Rejected', 'Odrzucone')$$,
+    'the four call types have their Polish labels');
+select is(callsync.setting_value('callyzer.default_country_code') #>> '{}', '48', 'the default country is Poland');
+select is(callsync.setting_value('callyzer.account_time_zone') #>> '{}', 'Europe/Warsaw', 'the account time zone is Warsaw');
+
+select is(callsync.e164('', '0 600-100-200', '48'), '+48600100200', 'a leading 0, spaces and dashes');
+select is(callsync.e164('48', '0048600100200', '48'), '+48600100200', '00 means international');
+select is(callsync.e164('', 'unknown', '48'), null, 'letters are not a number');
+
+select throws_ok(
+    $$insert into callsync.call (id, duration_s, call_type, call_date, call_time, called_at, source, raw)
+      values ('x', 1, 'Outgoing', '2026-01-01', '10:00:00', now(), 'email', '{}')$$,
+    '23514', null, 'a call comes from the webhook or the API only');
+select throws_ok(
+    $$insert into callsync.app_user (user_id, role) values (gen_random_uuid(), 'manager')$$,
+    '23514', null, 'a manager needs a team');
+
+select ok(has_function_privilege('service_role', 'public.ingest_callyzer_webhook(text, text[], text)', 'execute'),
+    'the Edge Function (service role) may ingest');
+select ok(not has_function_privilege('anon', 'public.ingest_callyzer_webhook(text, text[], text)', 'execute'),
+    'anon may not ingest');
+select ok(not has_function_privilege('authenticated', 'public.ingest_callyzer_webhook(text, text[], text)', 'execute'),
+    'signed-in users may not ingest');
+select ok(has_function_privilege('callsync_worker', 'callsync.callyzer_apply_calls(bigint, jsonb, jsonb, text)', 'execute'),
+    'the worker may apply calls');
+select ok(not has_table_privilege('callsync_worker', 'callsync.call', 'select'),
+    'the worker reads no table directly');
+select ok(not has_table_privilege('anon', 'public.lead_call_registry', 'select'), 'anon cannot read the registry');
+select ok(not has_function_privilege('anon', 'public.team_call_stats(timestamptz, timestamptz, bigint)', 'execute'),
+    'anon cannot read team statistics');
+
+-- fixtures: two teams, an advisor in each, a call each on one lead
+insert into callsync.team (id, name) overriding system value values (901, 'T1'), (902, 'T2');
+insert into callsync.advisor (id, name, emp_code, team_id) overriding system value
+    values (901, 'A1', 'T-A1', 901), (902, 'A2', 'T-A2', 902);
+insert into callsync.app_user (user_id, role, team_id, advisor_id) values
+    ('00000000-0000-4000-8000-000000000901', 'admin', null, null),
+    ('00000000-0000-4000-8000-000000000902', 'manager', 901, null),
+    ('00000000-0000-4000-8000-000000000903', 'advisor', null, 902);
+insert into callsync.lead (id, name, advisor_id) overriding system value values (901, 'L', 901);
+insert into callsync.call (id, advisor_id, duration_s, call_type, call_date, call_time, called_at, source, raw, lead_id)
+values ('t-1', 901, 5, 'Outgoing', '2026-01-01', '10:00:00', '2026-01-01 09:00Z', 'webhook', '{}', 901),
+       ('t-2', 902, 5, 'Missed',   '2026-01-01', '11:00:00', '2026-01-01 10:00Z', 'webhook', '{}', 901);
+
+set local role authenticated;
+select set_config('request.jwt.claims', '{"sub":"00000000-0000-4000-8000-000000000901","role":"authenticated"}', true);
+select is((select count(*)::int from public.lead_call_registry where lead_id = 901), 2, 'an admin sees every call');
+select set_config('request.jwt.claims', '{"sub":"00000000-0000-4000-8000-000000000902","role":"authenticated"}', true);
+select results_eq('select call_id from public.lead_call_registry where lead_id = 901', $$values ('t-1')$$,
+    'a manager sees their team''s calls only');
+select set_config('request.jwt.claims', '{"sub":"00000000-0000-4000-8000-000000000903","role":"authenticated"}', true);
+select results_eq('select call_id from public.lead_call_registry where lead_id = 901', $$values ('t-2')$$,
+    'an advisor sees their own calls only');
+select set_config('request.jwt.claims', '{"sub":"00000000-0000-4000-8000-000000000999","role":"authenticated"}', true);
+select is((select count(*)::int from public.lead_call_registry), 0, 'a user without an app_user row sees nothing');
+reset role;
+
+set local role anon;
+select throws_ok('select * from public.lead_call_registry', '42501', null, 'anon is refused outright');
+reset role;
+
+select * from finish();
+rollback;
