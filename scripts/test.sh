@@ -38,7 +38,7 @@ PGPASSWORD=postgres pg_prove --ext .sql -r -h 127.0.0.1 -p "$port" -U postgres -
 
 step "Deno tests (supabase/functions/tests)"
 if compgen -G "supabase/functions/tests/*-test.ts" >/dev/null; then
-    "$DENO" test --quiet --no-prompt --allow-env --allow-net=127.0.0.1 --allow-read=supabase/functions supabase/functions/tests/
+    "$DENO" test --quiet --no-prompt --allow-env --allow-net=127.0.0.1 --allow-read=supabase/functions supabase/functions/tests/*-test.ts
 else
     echo "no Deno tests yet"
 fi
