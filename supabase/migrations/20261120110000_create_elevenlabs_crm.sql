@@ -6,7 +6,8 @@
 --           events submitted through the admin API); this migration adds what the
 --           pipeline needs around it: the event's identity, its analysis, and a
 --           log of every CRM dispatch attempt with at most one non-forced success.
--- Changes:  callsync.is_admin() (unless another migration made it);
+-- Changes:  callsync.is_admin() (unless another migration made it; it also
+--           honours callsync.app_is_admin() from the app-users migration);
 --           tables callsync.elevenlabs_event (1:1 with webhook_event),
 --           callsync.call_analysis, callsync.crm_dispatch; job kind crm_dispatch
 --           (one at a time: BPMsoft runs heavy import logic per call);
@@ -26,18 +27,23 @@
 -- =============================================================================
 
 -- -----------------------------------------------------------------------------
--- callsync.is_admin: true for the service role and for users whose JWT carries
--- app_role = 'admin'. The one place admin RPCs and admin policies ask.
--- Created only when no other migration (the app-users issue) made it first.
--- Security: invoker; reads only the request's JWT claims.
+-- callsync.is_admin: true for the service role, for users whose JWT carries
+-- app_role = 'admin', and (when the app-users migration made
+-- callsync.app_is_admin()) for users that table lists as admins. The one place
+-- admin RPCs and admin policies ask. Created only when no other migration made it.
+-- Security: invoker; reads the request's JWT claims (app_is_admin is a definer).
 -- -----------------------------------------------------------------------------
 do $do$
+declare
+    v_app_users boolean := exists (
+        select 1 from pg_proc as p join pg_namespace as n on n.oid = p.pronamespace
+        where n.nspname = 'callsync' and p.proname = 'app_is_admin' and p.pronargs = 0);
 begin
     if not exists (
         select 1 from pg_proc as p join pg_namespace as n on n.oid = p.pronamespace
         where n.nspname = 'callsync' and p.proname = 'is_admin'
     ) then
-        execute $fn$
+        execute format($fn$
             create function callsync.is_admin()
             returns boolean
             language sql
@@ -47,10 +53,11 @@ begin
             as $body$
                 select coalesce(auth.role() = 'service_role', false)
                     or coalesce((auth.jwt() ->> 'app_role') = 'admin', false)
+                    %s
             $body$
-        $fn$;
+        $fn$, case when v_app_users then 'or coalesce(callsync.app_is_admin(), false)' else '' end);
         execute 'revoke all on function callsync.is_admin() from public';
-        execute 'grant execute on function callsync.is_admin() to anon, authenticated, service_role, callsync_worker';
+        execute 'grant execute on function callsync.is_admin() to authenticated, service_role';
     end if;
 end
 $do$;
@@ -161,13 +168,13 @@ on conflict (key) do nothing;
 -- Writes happen only through the security definer functions below.
 -- -----------------------------------------------------------------------------
 create policy "admins read webhook events" on callsync.webhook_event
-    for select to authenticated using (callsync.is_admin());
+    for select to authenticated using ((select callsync.is_admin()));
 create policy "admins read elevenlabs events" on callsync.elevenlabs_event
-    for select to authenticated using (callsync.is_admin());
+    for select to authenticated using ((select callsync.is_admin()));
 create policy "admins read call analyses" on callsync.call_analysis
-    for select to authenticated using (callsync.is_admin());
+    for select to authenticated using ((select callsync.is_admin()));
 create policy "admins read crm dispatches" on callsync.crm_dispatch
-    for select to authenticated using (callsync.is_admin());
+    for select to authenticated using ((select callsync.is_admin()));
 
 grant select on callsync.webhook_event, callsync.elevenlabs_event, callsync.call_analysis,
     callsync.crm_dispatch to authenticated, service_role;

@@ -2,7 +2,7 @@
 -- nobody else sees a row; at most one non-forced CRM success per event; the
 -- quality score stays within 1-5; RPC grants are what the callers need.
 begin;
-select plan(20);
+select plan(21);
 
 select has_table('callsync', 'elevenlabs_event', 'the ElevenLabs side of webhook events exists');
 select has_table('callsync', 'call_analysis', 'analyses exist');
@@ -62,6 +62,13 @@ select throws_ok($$ select public.elevenlabs_resend_crm(1, true) $$, '42501', nu
 set local request.jwt.claims = '{"role":"authenticated","sub":"00000000-0000-0000-0000-000000000002","app_role":"admin"}';
 select is((select count(*)::integer from public.crm_dispatches), 2, 'an admin sees every CRM dispatch');
 select is((select count(*)::integer from public.call_analyses), 1, 'an admin sees the analyses');
+reset role;
+
+-- an admin listed in callsync.app_user (the app-users migration) needs no claim
+insert into callsync.app_user (user_id, role) values ('00000000-0000-0000-0000-000000000003', 'admin');
+set local role authenticated;
+set local request.jwt.claims = '{"role":"authenticated","sub":"00000000-0000-0000-0000-000000000003"}';
+select is((select count(*)::integer from public.crm_dispatches), 2, 'an app_user admin sees every CRM dispatch');
 reset role;
 
 select ok(not has_function_privilege('anon', 'public.receive_elevenlabs_webhook(jsonb, integer, text[], text)', 'execute'),
