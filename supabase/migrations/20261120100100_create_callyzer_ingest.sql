@@ -143,6 +143,11 @@ declare
     v_errors  integer := (select count(*) from jsonb_array_elements(coalesce(p_record_errors, '[]')) as e
                           where not coalesce((e ->> 'stored')::boolean, false));
 begin
+    -- No WAL flush of its own at commit: the worker's completion of this job is a
+    -- synchronous commit that flushes this one too; if the server dies before
+    -- that, the job's lease expires and the (idempotent) apply runs again.
+    perform set_config('synchronous_commit', 'off', true);
+
     -- Employees Callyzer names that we do not know yet become advisors (no team
     -- until an admin assigns one). Existing advisors are left as the admin set them.
     insert into callsync.advisor (emp_code, name, country_code, phone_number, phone_e164, tags)

@@ -1,0 +1,363 @@
+//! Callyzer benchmark (issue 3), one run, one private PostgreSQL 15 cluster:
+//!
+//!   cargo bench --bench callyzer                  processing only
+//!   BENCH_SCREENS=1 cargo bench --bench callyzer  also the screens at 5,000,000 calls
+//!
+//! Processing: BENCH_DELIVERIES (default 600) deliveries of 50 calls each are
+//! pushed through `public.ingest_callyzer_webhook` by 4 connections as fast as
+//! the database takes them, while a worker (BENCH_CONCURRENCY jobs at once,
+//! default 4) processes them; also each half alone. The worker:
+//! parse in Rust, one `callyzer_apply_calls` per delivery (advisors, labels,
+//! time zone, lead matching against 20,000 lead phones, unmatched parking).
+//! Baseline in the same run: a bare `INSERT … ON CONFLICT (id) DO UPDATE` of the
+//! same rows, 50 per statement, 4 connections, into a table shaped like
+//! `callsync.call` (same columns and indexes, no foreign keys).
+//!
+//! Screens (BENCH_SCREENS=1): 5,000,000 calls over 365 days, 500 advisors in 10
+//! teams of 50, 200,000 leads; through PostgREST with user JWTs: the lead
+//! registry page (20 newest calls of one lead), one team's statistics over 30
+//! days (manager), the whole company's over 30 days (admin). p50/p95 of
+//! BENCH_SCREEN_RUNS (default 50) requests each.
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code, unused_imports, clippy::unwrap_used)]
+mod common;
+
+use callsync::jobs::callyzer_delivery::{CallyzerDelivery, KIND};
+use callsync::jobs::Handlers;
+use common::{Cluster, RunningWorker, TestDb};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn env_or(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+const CALLS_PER_DELIVERY: usize = 50;
+const CONNECTIONS: usize = 4;
+const LEADS: i64 = 20_000;
+
+#[tokio::main]
+async fn main() {
+    let deliveries = env_or("BENCH_DELIVERIES", 600) as usize;
+    eprintln!("starting a private cluster…");
+    let cluster = Cluster::start_private("bench-callyzer");
+    cluster.create_migrated_db("bench");
+    let db = TestDb::on(cluster.clone(), "bench");
+    fixture(&db).await;
+
+    let bodies: Vec<Value> = (0..deliveries).map(delivery).collect();
+    let calls = (deliveries * CALLS_PER_DELIVERY) as f64;
+
+    let bare = bare_upsert(&db, &bodies).await;
+    let (ingest_only, process_only, end_to_end) = pipeline(&db, &bodies).await;
+    let matched: i64 = db
+        .scalar("select count(*) from callsync.call where lead_id is not null")
+        .await;
+    let stored: i64 = db.scalar("select count(*) from callsync.call").await;
+
+    println!("\ncallyzer processing: {deliveries} deliveries x {CALLS_PER_DELIVERY} calls, {CONNECTIONS} connections (same cluster, same run)");
+    let line = |what: &str, secs: f64| {
+        println!("  {what:<46} {:>9.0} calls/s  ({secs:.2} s)", calls / secs)
+    };
+    line("(a) end to end: RPC while the worker applies", end_to_end);
+    line("    ingest RPC alone (raw event + job)", ingest_only);
+    line("    worker alone on that backlog", process_only);
+    line("(b) bare INSERT … ON CONFLICT, 50 rows/stmt", bare);
+    println!(
+        "  (a)/(b) = {:.0}%   targets: >= 50% and >= 20,000 calls/s",
+        100.0 * bare / end_to_end
+    );
+    println!("  stored {stored} calls, {matched} matched to leads");
+
+    if env_or("BENCH_SCREENS", 0) == 1 {
+        screens(db).await;
+    }
+}
+
+/// 50 advisors in one team, 20,000 leads with one phone each.
+async fn fixture(db: &TestDb) {
+    db.exec(&format!(
+        "insert into callsync.team (name) values ('Bench');
+         insert into callsync.advisor (name, emp_code, team_id)
+             select 'Advisor ' || g, 'EMP-' || g, 1 from generate_series(1, 50) g;
+         insert into callsync.lead (name, advisor_id) select 'Lead ' || g, 1 + g % 50 from generate_series(1, {LEADS}) g;
+         insert into callsync.lead_phone (lead_id, raw, e164)
+             select g, '+48' || (600000000 + g), '+48' || (600000000 + g) from generate_series(1, {LEADS}) g;
+         analyze callsync.team, callsync.advisor, callsync.lead, callsync.lead_phone;"
+    ))
+    .await;
+}
+
+/// Delivery `d`: one employee, 50 calls, about two thirds to lead numbers.
+fn delivery(d: usize) -> Value {
+    let calls: Vec<Value> = (0..CALLS_PER_DELIVERY)
+        .map(|i| {
+            let n = d * CALLS_PER_DELIVERY + i;
+            let call_type = ["Incoming", "Outgoing", "Missed", "Rejected"][n % 4];
+            let client = if n % 3 == 0 { 700_000_000 + n } else { 600_000_001 + (n * 7919) % LEADS as usize };
+            json!({"id": format!("bench-{n}"), "client_name": "", "client_country_code": "48",
+                   "client_number": client.to_string(), "duration": n % 600,
+                   "call_type": call_type,
+                   "call_date": "2026-01-15", "call_time": format!("{:02}:{:02}:{:02}", 8 + n % 10, n % 60, (n / 60) % 60),
+                   "note": "", "call_recording_url": "", "crm_status": "",
+                   "synced_at": "2026-01-15 18:00:00", "modified_at": "2026-01-15 18:00:00"})
+        })
+        .collect();
+    json!([{"emp_name": "Advisor", "emp_code": format!("EMP-{}", 1 + d % 50), "emp_country_code": "48",
+            "emp_number": format!("{}", 500_000_000 + d % 50), "emp_tags": [], "call_logs": calls}])
+}
+
+/// Seconds for the bare batched upsert of the same rows.
+async fn bare_upsert(db: &TestDb, bodies: &[Value]) -> f64 {
+    db.exec("create table public.bench_bare (like callsync.call including defaults including constraints including indexes)")
+        .await;
+    let sql = "insert into public.bench_bare (id, emp_code, client_number, client_e164, duration_s, call_type, call_date, call_time, called_at, source, raw)
+               select r.id, r.emp_code, r.client_number, r.client_e164, r.duration_s, r.call_type, r.call_date, r.call_time,
+                      (r.call_date || ' ' || r.call_time)::timestamp at time zone 'Europe/Warsaw', 'webhook', r.raw
+               from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::jsonb[])
+                    as r(id, emp_code, client_number, client_e164, duration_s, call_type, call_date, call_time, raw)
+               on conflict (id) do update set duration_s = excluded.duration_s, raw = excluded.raw, updated_at = now()";
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CONNECTIONS {
+        let pool = db.pool.clone();
+        let mine: Vec<Value> = bodies
+            .iter()
+            .skip(c)
+            .step_by(CONNECTIONS)
+            .cloned()
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let client = pool.get().await.unwrap();
+            let stmt = client.prepare(sql).await.unwrap();
+            for body in mine {
+                let logs = body[0]["call_logs"].as_array().unwrap();
+                let col = |k: &str| {
+                    logs.iter()
+                        .map(|l| l[k].as_str().unwrap_or("").to_string())
+                        .collect::<Vec<String>>()
+                };
+                let e164: Vec<String> = logs
+                    .iter()
+                    .map(|l| format!("+48{}", l["client_number"].as_str().unwrap()))
+                    .collect();
+                let emp: Vec<String> = logs
+                    .iter()
+                    .map(|_| body[0]["emp_code"].as_str().unwrap().to_string())
+                    .collect();
+                let dur: Vec<i32> = logs
+                    .iter()
+                    .map(|l| l["duration"].as_i64().unwrap() as i32)
+                    .collect();
+                let raw: Vec<Value> = logs.to_vec();
+                client
+                    .execute(
+                        &stmt,
+                        &[
+                            &col("id"),
+                            &emp,
+                            &col("client_number"),
+                            &e164,
+                            &dur,
+                            &col("call_type"),
+                            &col("call_date"),
+                            &col("call_time"),
+                            &raw,
+                        ],
+                    )
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed().as_secs_f64()
+}
+
+/// Pushes `bodies` through the ingest RPC on 4 connections; returns seconds.
+async fn ingest(db: &TestDb, bodies: &[String]) -> f64 {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CONNECTIONS {
+        let pool = db.pool.clone();
+        let mine: Vec<String> = bodies
+            .iter()
+            .skip(c)
+            .step_by(CONNECTIONS)
+            .cloned()
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let client = pool.get().await.unwrap();
+            let stmt = client
+                .prepare("select public.ingest_callyzer_webhook($1, '{content-type}', '127.0.0.1')")
+                .await
+                .unwrap();
+            for raw in mine {
+                client.query_one(&stmt, &[&raw]).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed().as_secs_f64()
+}
+
+fn worker(db: &TestDb) -> RunningWorker {
+    let handlers = Handlers::new().register(KIND, CallyzerDelivery::new(db.worker_pool.clone()));
+    let mut opts = common::test_options("bench");
+    opts.concurrency = env_or("BENCH_CONCURRENCY", 4) as usize;
+    RunningWorker::spawn(db, handlers, opts)
+}
+
+async fn all_processed(db: &TestDb, total: i64) {
+    common::wait_until(
+        "every delivery processed",
+        Duration::from_secs(900),
+        || async {
+            db.scalar::<i64>(
+                "select count(*) from callsync.webhook_event where status = 'processed'",
+            )
+            .await
+                == total
+        },
+    )
+    .await;
+}
+
+/// The three pipeline figures, in seconds: ingest alone (no worker), processing
+/// of that backlog alone, and end to end (ingest while the worker processes, on
+/// fresh call ids).
+async fn pipeline(db: &TestDb, bodies: &[Value]) -> (f64, f64, f64) {
+    let first: Vec<String> = bodies.iter().map(Value::to_string).collect();
+    let n = bodies.len() as i64;
+    let ingest_only = ingest(db, &first).await;
+    let start = Instant::now();
+    let w = worker(db);
+    all_processed(db, n).await;
+    let process_only = start.elapsed().as_secs_f64();
+    // end to end on fresh ids (new bodies, so no deduplication)
+    let second: Vec<String> = first
+        .iter()
+        .map(|b| b.replace("\"bench-", "\"again-"))
+        .collect();
+    let start = Instant::now();
+    ingest(db, &second).await;
+    all_processed(db, 2 * n).await;
+    let end_to_end = start.elapsed().as_secs_f64();
+    w.shutdown().await;
+    (ingest_only, process_only, end_to_end)
+}
+
+/// Screen latencies at 5,000,000 calls through PostgREST.
+async fn screens(db: TestDb) {
+    let calls = env_or("BENCH_CALLS", 5_000_000) as i64;
+    let runs = env_or("BENCH_SCREEN_RUNS", 50) as usize;
+    eprintln!("loading {calls} calls, 500 advisors, 200,000 leads…");
+    let load = Instant::now();
+    db.exec(&format!(
+        "truncate callsync.call, callsync.unmatched_call, callsync.lead_phone, callsync.lead, callsync.advisor, callsync.team restart identity cascade;
+         insert into callsync.team (name) select 'Team ' || g from generate_series(1, 10) g;
+         insert into callsync.advisor (name, emp_code, team_id) select 'Advisor ' || g, 'EMP-' || g, 1 + (g - 1) / 50 from generate_series(1, 500) g;
+         insert into callsync.lead (name, advisor_id) select 'Lead ' || g, 1 + g % 500 from generate_series(1, 200000) g;
+         insert into callsync.lead_phone (lead_id, raw, e164) select g, '+48' || (600000000 + g), '+48' || (600000000 + g) from generate_series(1, 200000) g;
+         insert into callsync.app_user (user_id, role, team_id) values
+             ('00000000-0000-4000-8000-00000000000a', 'admin', null),
+             ('00000000-0000-4000-8000-0000000000a1', 'manager', 3);
+         insert into callsync.call (id, advisor_id, client_e164, duration_s, call_type, call_type_label, call_date, call_time, called_at, source, raw, lead_id)
+             select 'c' || g, 1 + g % 500, '+48' || (600000000 + (g * 7919) % 300000), g % 600,
+                    (array['Incoming','Outgoing','Missed','Rejected'])[1 + g % 4],
+                    (array['Przychodzące','Wychodzące','Nieodebrane','Odrzucone'])[1 + g % 4],
+                    '2026-01-01', '10:00:00', timestamptz '2026-11-20 00:00Z' - (g % 31536000) * interval '1 second',
+                    'webhook', '{{}}', case when (g * 7919) % 300000 between 1 and 200000 then (g * 7919) % 300000 end
+             from generate_series(1, {calls}) g;
+         analyze;"
+    ))
+    .await;
+    eprintln!("loaded in {:.0} s", load.elapsed().as_secs_f64());
+
+    let stack = common::stack::Stack::start(db, &[]).await;
+    let admin = stack.user_token("00000000-0000-4000-8000-00000000000a");
+    let manager = stack.user_token("00000000-0000-4000-8000-0000000000a1");
+    let registry = format!(
+        "{}/lead_call_registry?lead_id=eq.4242&order=called_at.desc&limit=20",
+        stack.rest_url
+    );
+    let stats = format!("{}/rpc/team_call_stats", stack.rest_url);
+    let period = json!({"p_from": "2026-10-21T00:00:00Z", "p_to": "2026-11-20T00:00:00Z"});
+
+    let mut reg = Vec::new();
+    let mut team = Vec::new();
+    let mut company = Vec::new();
+    for i in 0..runs + 3 {
+        let t = Instant::now();
+        let r = stack
+            .http
+            .get(&registry)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let _ = r.bytes().await;
+        let a = t.elapsed().as_secs_f64() * 1000.0;
+        let t = Instant::now();
+        let r = stack
+            .http
+            .post(&stats)
+            .bearer_auth(&manager)
+            .json(&period)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let rows: Value = r.json().await.unwrap();
+        let b = t.elapsed().as_secs_f64() * 1000.0;
+        let t = Instant::now();
+        let r = stack
+            .http
+            .post(&stats)
+            .bearer_auth(&admin)
+            .json(&period)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let _ = r.bytes().await;
+        let c = t.elapsed().as_secs_f64() * 1000.0;
+        if i >= 3 {
+            reg.push(a);
+            team.push(b);
+            company.push(c);
+        } else if i == 0 {
+            eprintln!("team rows: {}", rows.as_array().map(Vec::len).unwrap_or(0));
+        }
+    }
+    println!("\nscreens at {calls} calls, 500 advisors, 200,000 leads, through PostgREST ({runs} requests each):");
+    println!(
+        "  lead registry page (20 rows)      p50 {:>7.1} ms  p95 {:>7.1} ms  target p95 < 5 ms",
+        pct(&mut reg, 50.0),
+        pct(&mut reg, 95.0)
+    );
+    println!(
+        "  team stats, 50 advisors, 30 days  p50 {:>7.1} ms  p95 {:>7.1} ms  target p95 < 50 ms",
+        pct(&mut team, 50.0),
+        pct(&mut team, 95.0)
+    );
+    println!(
+        "  company stats, 500 adv., 30 days  p50 {:>7.1} ms  p95 {:>7.1} ms  target < 300 ms",
+        pct(&mut company, 50.0),
+        pct(&mut company, 95.0)
+    );
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let i = ((p / 100.0) * (v.len() as f64 - 1.0)).round() as usize;
+    v.get(i).copied().unwrap_or(f64::NAN)
+}
