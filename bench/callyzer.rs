@@ -18,6 +18,7 @@
 //! registry page (20 newest calls of one lead), one team's statistics over 30
 //! days (manager), the whole company's over 30 days (admin). p50/p95 of
 //! BENCH_SCREEN_RUNS (default 50) requests each.
+#![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
 #[path = "../tests/common/mod.rs"]
 #[allow(dead_code, unused_imports, clippy::unwrap_used)]
 mod common;
