@@ -7,6 +7,7 @@
 //! | `DATABASE_URL` | direct or session-pooler connection (LISTEN needs a session) | required |
 //! | `WORKER_ID` | name on leases and in logs | `FLY_MACHINE_ID`, else host-pid |
 //! | `WORKER_CONCURRENCY` | jobs running at once in this process | 32 |
+//! | `WORKER_CLAIM_LOOPS` | claims in flight at once (overlaps round trips under load) | 2 |
 //! | `WORKER_POLL_INTERVAL_MS` | claim attempt when no NOTIFY arrived, milliseconds | 1000 |
 //! | `WORKER_LEASE_SECS` | lease length; renewed every third of it while a job runs | 30 |
 //! | `WORKER_DRAIN_SECS` | how long shutdown waits for running jobs | 20 |
@@ -30,6 +31,8 @@ pub struct Config {
     pub worker_id: String,
     /// At most this many jobs run at once in this process.
     pub concurrency: NonZeroUsize,
+    /// Claim loops side by side; each has at most one claim in flight.
+    pub claim_loops: NonZeroUsize,
     /// Claim attempt interval when no NOTIFY arrives (fallback and poll-only mode).
     pub poll_interval: Duration,
     /// Lease granted per claim; a job's lease is renewed every third of it.
@@ -74,6 +77,7 @@ impl Config {
             .or_else(|| get("FLY_MACHINE_ID"))
             .unwrap_or_else(default_worker_id);
         let concurrency = p.number::<NonZeroUsize>("WORKER_CONCURRENCY", "32");
+        let claim_loops = p.number::<NonZeroUsize>("WORKER_CLAIM_LOOPS", "2");
         let poll_ms = p.number::<u64>("WORKER_POLL_INTERVAL_MS", "1000");
         let lease_secs = p.number::<u64>("WORKER_LEASE_SECS", "30");
         let drain_secs = p.number::<u64>("WORKER_DRAIN_SECS", "20");
@@ -101,39 +105,26 @@ impl Config {
             p.errors
                 .push("WORKER_POLL_INTERVAL_MS: must be at least 1".into());
         }
-        match (
-            database_url,
-            concurrency,
-            poll_ms,
-            lease_secs,
-            drain_secs,
-            listen,
-            pool_size,
-            log_format,
-        ) {
-            (
-                Some(database_url),
-                Some(concurrency),
-                Some(poll),
-                Some(lease),
-                Some(drain),
-                Some(listen),
-                Some(pool_size),
-                Some(log_format),
-            ) if p.errors.is_empty() => Ok(Config {
-                database_url,
-                worker_id,
-                concurrency,
-                poll_interval: Duration::from_millis(poll),
-                lease: Duration::from_secs(lease),
-                drain_deadline: Duration::from_secs(drain),
-                listen,
-                pool_size,
-                log_format,
-                elevenlabs,
-            }),
-            _ => Err(ConfigError(p.errors)),
+        if !p.errors.is_empty() {
+            return Err(ConfigError(p.errors));
         }
+        // Every `None` above pushed an error, so with none reported all are `Some`.
+        let config = (|| {
+            Some(Config {
+                database_url: database_url?,
+                worker_id,
+                concurrency: concurrency?,
+                claim_loops: claim_loops?,
+                poll_interval: Duration::from_millis(poll_ms?),
+                lease: Duration::from_secs(lease_secs?),
+                drain_deadline: Duration::from_secs(drain_secs?),
+                listen: listen?,
+                pool_size: pool_size?,
+                log_format: log_format?,
+                elevenlabs,
+            })
+        })();
+        config.ok_or_else(|| ConfigError(vec!["configuration incomplete".into()]))
     }
 }
 

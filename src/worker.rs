@@ -21,6 +21,9 @@ const MAX_CLAIM_BATCH: usize = 100;
 /// Most completions one statement records.
 const MAX_COMPLETE_BATCH: usize = 1000;
 
+/// Jobs whose handler succeeded, waiting to be recorded in a batch.
+type Completions = mpsc::UnboundedReceiver<(JobId, LeaseId)>;
+
 /// How a worker behaves; [`crate::config::Config`] provides production values.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -36,6 +39,8 @@ pub struct WorkerOptions {
     pub drain_deadline: Duration,
     /// Delay before a retryable job runs again.
     pub backoff: Backoff,
+    /// Claim loops running side by side (each with its own claim in flight).
+    pub claim_loops: usize,
 }
 
 impl WorkerOptions {
@@ -48,6 +53,7 @@ impl WorkerOptions {
             lease: c.lease,
             drain_deadline: c.drain_deadline,
             backoff: Backoff::default(),
+            claim_loops: c.claim_loops.get(),
         }
     }
 }
@@ -67,7 +73,8 @@ pub struct Worker {
     /// Jobs running in this process, so shutdown can stop them and give them back.
     running: Arc<Mutex<HashMap<JobId, CancellationToken>>>,
     completions: mpsc::UnboundedSender<(JobId, LeaseId)>,
-    completions_rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<(JobId, LeaseId)>>>>,
+    /// Taken once by the completer task when the worker starts.
+    completions_rx: Arc<Mutex<Option<Completions>>>,
     /// Unix milliseconds of the last loop pass (health checks).
     last_tick_ms: Arc<AtomicI64>,
 }
@@ -106,35 +113,49 @@ impl Worker {
         self.running.lock().map(|r| r.len()).unwrap_or(0)
     }
 
-    /// One step: claims as many due jobs as there are free slots (at most one
-    /// batch) and starts them. Returns how many were started.
+    /// One step: reserves as many free slots as there are (at most one batch),
+    /// claims that many due jobs and starts them. Returns how many were started.
+    /// Slots are reserved before the claim, so claim loops running side by side
+    /// never claim a job they have no slot for.
     ///
     /// # Errors
     /// [`DbError`] when the claim fails; nothing was started then.
     pub async fn run_once(&self) -> Result<usize, DbError> {
-        let free = self.permits.available_permits().min(MAX_CLAIM_BATCH);
-        if free == 0 {
-            return Ok(0);
+        Ok(self.claim_batch().await?.1)
+    }
+
+    /// `run_once`, also saying how many slots it asked for.
+    async fn claim_batch(&self) -> Result<(usize, usize), DbError> {
+        let want = self.permits.available_permits().min(MAX_CLAIM_BATCH);
+        if want < self.min_claim() {
+            return Ok((0, 0)); // wait for more slots: many tiny claims cost more than they bring
         }
+        let Ok(mut reserved) = self.permits.clone().try_acquire_many_owned(want as u32) else {
+            return Ok((0, 0)); // another claim loop took the slots meanwhile
+        };
         let jobs = self
             .store
-            .claim(&self.opts.worker_id, free, self.opts.lease)
+            .claim(&self.opts.worker_id, want, self.opts.lease)
             .await?;
         let started = jobs.len();
         for job in jobs {
-            // A permit is always free here: only this loop takes them, and it saw `free`.
-            let permit = match self.permits.clone().try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => {
-                    tracing::error!(job.id = %job.id, "no free slot for a claimed job; its lease will expire");
-                    continue;
-                }
+            // `reserved` holds one permit per job the claim could return.
+            let Some(permit) = reserved.split(1) else {
+                tracing::error!(job.id = %job.id, "claimed more jobs than reserved slots; its lease will expire");
+                continue;
             };
             let worker = self.clone();
             self.tracker
                 .spawn(async move { worker.run_job(job, permit).await });
         }
-        Ok(started)
+        Ok((want, started)) // unused slots go back when `reserved` drops
+    }
+
+    /// The fewest free slots worth a claim: half a batch (or of the concurrency,
+    /// when that is smaller). Claiming as soon as one slot frees up would turn a
+    /// busy worker's claims into round trips for one job each.
+    fn min_claim(&self) -> usize {
+        (self.opts.concurrency.min(MAX_CLAIM_BATCH) / 2).max(1)
     }
 
     /// Runs until `shutdown` is cancelled, then drains: running jobs get the
@@ -144,18 +165,49 @@ impl Worker {
         let finish = CancellationToken::new();
         let completer = self.spawn_completer(finish.clone());
         let maintenance = self.spawn_maintenance(shutdown.clone());
+        tracing::info!(
+            worker.id = %self.opts.worker_id,
+            kinds = ?self.handlers.kinds(),
+            claim_loops = self.opts.claim_loops,
+            "worker started"
+        );
+        // Several claim loops overlap one claim's round trip with another's, the
+        // way the bare SQL baseline uses several connections.
+        let loops: Vec<_> = (0..self.opts.claim_loops.max(1))
+            .map(|_| {
+                let worker = self.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move { worker.claim_loop(shutdown).await })
+            })
+            .collect();
+        for l in loops {
+            let _ = l.await;
+        }
+        self.drain().await;
+        maintenance.abort();
+        finish.cancel();
+        let _ = completer.await;
+        tracing::info!(worker.id = %self.opts.worker_id, "worker stopped");
+    }
+
+    /// Claims until `shutdown`: at once after a full batch, otherwise when a
+    /// NOTIFY arrives, a slot frees up (if all were busy) or the poll interval passes.
+    async fn claim_loop(&self, shutdown: CancellationToken) {
         let mut claim_backoff = Duration::from_millis(100);
-        tracing::info!(worker.id = %self.opts.worker_id, kinds = ?self.handlers.kinds(), "worker started");
         while !shutdown.is_cancelled() {
             self.last_tick_ms
                 .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
-            let requested = self.permits.available_permits().min(MAX_CLAIM_BATCH);
-            match self.run_once().await {
-                Ok(started) => {
+            match self.claim_batch().await {
+                Ok((requested, started)) => {
                     claim_backoff = Duration::from_millis(100);
-                    if requested > 0 && started == requested && self.permits.available_permits() > 0
+                    // Anything claimed means the queue was not empty: ask again at once. Only
+                    // an empty claim waits for a NOTIFY. (A short batch is not proof of an
+                    // empty queue: SKIP LOCKED hides rows another claim is taking right now.)
+                    if requested > 0
+                        && started > 0
+                        && self.permits.available_permits() >= self.min_claim()
                     {
-                        continue; // a full batch: more are probably waiting
+                        continue;
                     }
                 }
                 Err(e) => {
@@ -168,7 +220,7 @@ impl Worker {
                     continue;
                 }
             }
-            let full = self.permits.available_permits() == 0;
+            let full = self.permits.available_permits() < self.min_claim();
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.slot_freed.notified(), if full => {}
@@ -178,11 +230,6 @@ impl Worker {
                 }
             }
         }
-        self.drain().await;
-        maintenance.abort();
-        finish.cancel();
-        let _ = completer.await;
-        tracing::info!(worker.id = %self.opts.worker_id, "worker stopped");
     }
 
     /// Waits for running jobs up to the drain deadline, then stops the rest and

@@ -1,5 +1,7 @@
 //! `callsync migrate`: applies each file once, in order, one transaction per
 //! file, and refuses to run when an applied file has changed.
+#![allow(clippy::unwrap_used)] // tests and benchmarks fail loudly by design
+
 mod common;
 
 use callsync::migrate::{self, MigrateError, Scope};

@@ -1,5 +1,7 @@
 //! The claim: every job exactly once under concurrency, priority order, unique
 //! keys, attempts and discard, per-kind limits.
+#![allow(clippy::unwrap_used)] // tests and benchmarks fail loudly by design
+
 mod common;
 
 use callsync::jobs::Handlers;

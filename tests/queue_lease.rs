@@ -1,5 +1,7 @@
 //! Leases: an expired lease is rescued and the job runs again; a stale lease
 //! can neither complete nor fail the job; a heartbeat keeps a long job's lease.
+#![allow(clippy::unwrap_used)] // tests and benchmarks fail loudly by design
+
 mod common;
 
 use callsync::jobs::Handlers;

@@ -1,5 +1,7 @@
 //! The HTTP stack stands up on real parts: PostgREST answers with the service
 //! key and refuses a forged one; the Edge Functions are served.
+#![allow(clippy::unwrap_used)] // tests and benchmarks fail loudly by design
+
 mod common;
 
 use common::stack::Stack;

@@ -1,6 +1,8 @@
 //! The worker as a process lives through real trouble: NOTIFY wakes it at once,
 //! a Postgres restart does not stop it, `kill -9` loses no job, and SIGTERM
 //! drains within the deadline.
+#![allow(clippy::unwrap_used)] // tests and benchmarks fail loudly by design
+
 mod common;
 
 use callsync::jobs::Handlers;

@@ -285,6 +285,7 @@ pub fn test_options(id: &str) -> WorkerOptions {
             max: Duration::from_millis(10),
             jitter: 0.0,
         },
+        claim_loops: 2,
     }
 }
 

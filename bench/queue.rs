@@ -1,0 +1,322 @@
+//! Queue benchmark (issue 2): the worker against the bare SQL it is built on and
+//! against graphile-worker, in one run, on one private PostgreSQL 15 cluster.
+//!
+//!   cargo bench --bench queue            (BENCH_JOBS=100000 BENCH_RATE=500 BENCH_SECS=10)
+//!
+//! Prints (a) worker drain jobs/s, (b) bare SQL loop jobs/s (claim 100 with SKIP
+//! LOCKED + complete, 4 connections), (c) graphile-worker drain jobs/s, (d)
+//! insert-to-start latency at a steady rate for the worker and graphile-worker,
+//! and the ratios the targets are stated in. Absolute numbers drift with the
+//! machine's load; the ratios are what to compare.
+#![allow(clippy::unwrap_used)] // benchmarks fail loudly by design
+
+#[path = "../tests/common/mod.rs"]
+#[allow(unused_imports)]
+mod common;
+
+use callsync::jobs::{Handler, Handlers, JobError};
+use callsync::queue::ClaimedJob;
+use callsync::worker::Worker;
+use common::{Cluster, TestDb};
+use futures_util::future::BoxFuture;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+fn env_or(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn now_ms() -> f64 {
+    chrono::Utc::now().timestamp_micros() as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let jobs = env_or("BENCH_JOBS", 100_000) as i64;
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("worker") {
+        let cluster = Cluster::start_private("bench");
+        cluster.create_migrated_db("bench");
+        let db = TestDb::on(cluster.clone(), "bench");
+        let cpu0 = process_cpu_secs();
+        let t0 = Instant::now();
+        let rate = worker_drain(&db, jobs).await;
+        println!(
+            "worker drain {rate:.0} jobs/s; this process used {:.1} s CPU in {:.1} s",
+            process_cpu_secs() - cpu0,
+            t0.elapsed().as_secs_f64()
+        );
+        cluster.down();
+        return;
+    }
+    let rate = env_or("BENCH_RATE", 500);
+    let secs = env_or("BENCH_SECS", 10);
+    eprintln!("starting a private cluster…");
+    let cluster = Cluster::start_private("bench");
+    cluster.create_migrated_db("bench");
+    common::psql(
+        &cluster.url("supabase_admin", "postgres"),
+        "create database bench_graphile owner postgres",
+    );
+    let db = TestDb::on(cluster.clone(), "bench");
+
+    let bare = bare_sql_loop(&db, jobs).await;
+    let functions = function_loop(&db, jobs).await;
+    let worker = worker_drain(&db, jobs).await;
+    let gw_drain = graphile(&cluster, &["drain", &jobs.to_string(), "32"]);
+    let ours_latency = worker_latency(&db, rate, secs).await;
+    let gw_latency = graphile(&cluster, &["latency", &rate.to_string(), &secs.to_string()]);
+    let gw_jobs_per_s = gw_drain["jobs_per_s"].as_f64().unwrap_or(f64::NAN);
+
+    println!("\nqueue benchmark: {jobs} no-op jobs; latency at {rate} jobs/s for {secs} s (same cluster, same run)");
+    println!("  (a) callsync worker drain         {:>9.0} jobs/s", worker);
+    println!("  (b) bare SQL loop (4 conns x 100)  {:>9.0} jobs/s", bare);
+    println!(
+        "  (b') same loop via claim_jobs/complete_jobs {:>9.0} jobs/s",
+        functions
+    );
+    println!(
+        "  (c) graphile-worker drain          {:>9.0} jobs/s",
+        gw_jobs_per_s
+    );
+    println!("  (a)/(b) = {:.2}   (target >= 0.70)", worker / bare);
+    println!(
+        "  (a)/(c) = {:.2}   (target >= 1.5)",
+        worker / gw_jobs_per_s
+    );
+    println!(
+        "  (d) insert-to-start latency, callsync:        p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  ({} samples)",
+        ours_latency.0, ours_latency.1, ours_latency.2, ours_latency.3
+    );
+    println!(
+        "  (d) insert-to-start latency, graphile-worker: p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  ({} samples)",
+        gw_latency["p50_ms"].as_f64().unwrap_or(f64::NAN),
+        gw_latency["p95_ms"].as_f64().unwrap_or(f64::NAN),
+        gw_latency["p99_ms"].as_f64().unwrap_or(f64::NAN),
+        gw_latency["samples"]
+    );
+    cluster.down();
+}
+
+async fn reset(db: &TestDb) {
+    db.exec("truncate callsync.job").await;
+    db.exec("vacuum analyze callsync.job").await;
+}
+
+/// (b): the same claim and completion the worker's SQL functions do, written
+/// inline, on 4 connections, 100 jobs per claim.
+const BARE_CLAIM: &str =
+    "with due as (select id from callsync.job where state in ('available','retryable') \
+     and run_at <= now() order by priority, run_at, id limit 100 for update skip locked) \
+     update callsync.job j set state = 'running', attempt = j.attempt + 1, leased_by = 'bare', \
+     lease_id = gen_random_uuid(), lease_expires_at = now() + interval '30 seconds', \
+     attempted_at = now(), first_started_at = coalesce(j.first_started_at, now()) \
+     from due where j.id = due.id returning j.id, j.lease_id";
+const BARE_COMPLETE: &str =
+    "update callsync.job j set state = 'completed', lease_id = null, lease_expires_at = null, \
+     finished_at = now() from unnest($1::bigint[], $2::uuid[]) t(id, lease_id) \
+     where j.id = t.id and j.lease_id = t.lease_id and j.state = 'running'";
+const FN_CLAIM: &str =
+    "select id, lease_id from callsync.claim_jobs('sqlfn', 100, interval '30 seconds')";
+const FN_COMPLETE: &str = "select count(*) from callsync.complete_jobs($1, $2)";
+
+async fn bare_sql_loop(db: &TestDb, jobs: i64) -> f64 {
+    sql_loop(db, jobs, BARE_CLAIM, BARE_COMPLETE).await
+}
+
+/// The same loop through the queue's SQL functions: separates what the
+/// functions cost from what the Rust worker around them costs.
+async fn function_loop(db: &TestDb, jobs: i64) -> f64 {
+    sql_loop(db, jobs, FN_CLAIM, FN_COMPLETE).await
+}
+
+async fn sql_loop(
+    db: &TestDb,
+    jobs: i64,
+    claim_sql: &'static str,
+    complete_sql: &'static str,
+) -> f64 {
+    reset(db).await;
+    common::insert_jobs(db, "noop", jobs, 100).await;
+    db.exec("vacuum analyze callsync.job").await;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let pool = db.pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = pool.get().await.expect("connection");
+            let claim = c.prepare(claim_sql).await.expect("prepare");
+            let complete = c.prepare(complete_sql).await.expect("prepare");
+            loop {
+                let rows = c.query(&claim, &[]).await.expect("claim");
+                if rows.is_empty() {
+                    break;
+                }
+                let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+                let leases: Vec<uuid::Uuid> = rows.iter().map(|r| r.get(1)).collect();
+                c.query(&complete, &[&ids, &leases])
+                    .await
+                    .expect("complete");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("bare loop");
+    }
+    let done: i64 = db
+        .scalar("select count(*) from callsync.job where state = 'completed'")
+        .await;
+    assert_eq!(done, jobs, "the bare loop completed every job");
+    jobs as f64 / start.elapsed().as_secs_f64()
+}
+
+struct Noop;
+impl Handler for Noop {
+    fn run<'a>(&'a self, _job: &'a ClaimedJob) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn bench_options() -> callsync::worker::WorkerOptions {
+    let mut opts = common::test_options("bench");
+    opts.concurrency = env_or("BENCH_CONCURRENCY", 200) as usize;
+    opts.claim_loops = env_or("BENCH_CLAIM_LOOPS", 2) as usize;
+    opts.lease = Duration::from_secs(60);
+    opts.poll_interval = Duration::from_secs(1);
+    opts
+}
+
+/// (a): the real worker (claim function, batched completer, one task per job).
+async fn worker_drain(db: &TestDb, jobs: i64) -> f64 {
+    reset(db).await;
+    common::insert_jobs(db, "noop", jobs, 100).await;
+    db.exec("vacuum analyze callsync.job").await;
+    let worker = Worker::new(
+        db.store(),
+        Handlers::new().register("noop", Noop),
+        bench_options(),
+    );
+    let stop = CancellationToken::new();
+    let start = Instant::now();
+    let w = worker.clone();
+    let token = stop.clone();
+    let run = tokio::spawn(async move { w.run(token).await });
+    common::wait_until(
+        "the worker drained the queue",
+        Duration::from_secs(600),
+        || async { common::count_state(db, "completed").await == jobs },
+    )
+    .await;
+    let elapsed = start.elapsed();
+    stop.cancel();
+    let _ = run.await;
+    jobs as f64 / elapsed.as_secs_f64()
+}
+
+/// Records how long after its insert each job started.
+#[derive(Clone, Default)]
+struct Latency(Arc<Mutex<Vec<f64>>>);
+impl Handler for Latency {
+    fn run<'a>(&'a self, job: &'a ClaimedJob) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            if let Some(t) = job.args.get("t").and_then(serde_json::Value::as_f64) {
+                if let Ok(mut v) = self.0.lock() {
+                    v.push(now_ms() - t);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// (d): one insert every 1/rate s from another connection; the worker listens.
+async fn worker_latency(db: &TestDb, rate: u64, secs: u64) -> (f64, f64, f64, usize) {
+    reset(db).await;
+    let samples = Latency::default();
+    let worker = Worker::new(
+        db.store(),
+        Handlers::new().register("lat", samples.clone()),
+        bench_options(),
+    );
+    let stop = CancellationToken::new();
+    let listener = callsync::listener::ListenerState::default();
+    let url = callsync::secret::Secret::new(db.url("callsync_worker"));
+    tokio::spawn(callsync::listener::run(
+        url,
+        worker.wake_handle(),
+        listener.clone(),
+        stop.clone(),
+    ));
+    let w = worker.clone();
+    let token = stop.clone();
+    let run = tokio::spawn(async move { w.run(token).await });
+    common::wait_until("listening", Duration::from_secs(10), || async {
+        listener.is_alive()
+    })
+    .await;
+
+    let c = db.pool.get().await.expect("connection");
+    let insert = c
+        .prepare("select callsync.enqueue('lat', jsonb_build_object('t', $1::float8))")
+        .await
+        .expect("prepare");
+    let total = rate * secs;
+    let start = Instant::now();
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+        c.execute(&insert, &[&now_ms()]).await.expect("enqueue");
+    }
+    common::wait_until("every latency job ran", Duration::from_secs(30), || async {
+        samples
+            .0
+            .lock()
+            .map(|v| v.len() as u64 >= total)
+            .unwrap_or(false)
+    })
+    .await;
+    stop.cancel();
+    let _ = run.await;
+    let mut v = samples.0.lock().map(|v| v.clone()).unwrap_or_default();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| v[((p * v.len() as f64) as usize).min(v.len() - 1)];
+    (q(0.50), q(0.95), q(0.99), v.len())
+}
+
+fn graphile(cluster: &Cluster, args: &[&str]) -> serde_json::Value {
+    let mut full = vec![
+        args[0].to_string(),
+        cluster.url("postgres", "bench_graphile"),
+    ];
+    full.extend(args[1..].iter().map(|s| s.to_string()));
+    let out = std::process::Command::new("node")
+        .arg(common::root().join("bench/graphile.mjs"))
+        .args(&full)
+        .output()
+        .expect("run node bench/graphile.mjs");
+    if !out.status.success() {
+        eprintln!(
+            "graphile-worker run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return serde_json::Value::Null;
+    }
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// CPU seconds this process has used (user + system), from /proc.
+fn process_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
