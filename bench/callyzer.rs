@@ -20,7 +20,7 @@
 //! BENCH_SCREEN_RUNS (default 50) requests each.
 #![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports, clippy::unwrap_used)]
+#[allow(unused_imports)]
 mod common;
 
 use callsync::jobs::callyzer_delivery::{CallyzerDelivery, KIND};
