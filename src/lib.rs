@@ -18,6 +18,7 @@
 //! - [`clients`]: one HTTP client per outside system, mapping outcomes to `JobError`.
 //! - [`domain`]: parse-don't-validate types (phone numbers, call records, …).
 //! - [`jwt`]: HS256 tokens for the local stack and tests (PostgREST keys).
+//! - [`simulate`]: `callsync simulate`, a local Callyzer/BPMsoft stand-in that also serves the console.
 
 pub mod clients;
 pub mod config;
@@ -30,5 +31,6 @@ pub mod migrate;
 pub mod queue;
 pub mod secret;
 pub mod shutdown;
+pub mod simulate;
 pub mod telemetry;
 pub mod worker;

@@ -56,6 +56,8 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         priority: i16,
     },
+    /// Simulate Callyzer (webhooks, history API) and BPMsoft, and serve the console (local demo, load).
+    Simulate(callsync::simulate::SimulateArgs),
 }
 
 #[tokio::main]
@@ -122,6 +124,11 @@ async fn main() -> anyhow::Result<()> {
                 Some(id) => println!("enqueued job {id}"),
                 None => println!("not enqueued: a live job holds the same unique key"),
             }
+        }
+        Command::Simulate(args) => {
+            telemetry::init(telemetry::LogFormat::Pretty);
+            let token = shutdown::on_signal().context("installing signal handlers")?;
+            callsync::simulate::run(args, token).await?;
         }
     }
     Ok(())
