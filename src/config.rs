@@ -16,7 +16,8 @@
 //! | `LOG_FORMAT` | `pretty` or `json` | pretty |
 //!
 //! The ElevenLabs → BPMsoft variables (`EXTERNAL_CRM_*`, `CRM_*`, `LLM_*`) are
-//! listed in [`crate::jobs::elevenlabs_crm_settings`].
+//! listed in [`crate::jobs::elevenlabs_crm_settings`]; the Callyzer API ones
+//! (`CALLYZER_API_*`) in [`crate::jobs::callyzer_api_settings`].
 use crate::secret::Secret;
 use crate::telemetry::LogFormat;
 use std::num::NonZeroUsize;
@@ -47,6 +48,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The ElevenLabs → BPMsoft pipeline (its variables: `jobs::elevenlabs_crm_settings`).
     pub elevenlabs: crate::jobs::elevenlabs_crm_settings::ElevenLabsCrmSettings,
+    /// The Callyzer API reconciliation (its variables: `jobs::callyzer_api_settings`).
+    pub callyzer_api: crate::jobs::callyzer_api_settings::CallyzerApiSettings,
 }
 
 /// All problems found in the environment, one line each.
@@ -97,6 +100,10 @@ impl Config {
             crate::jobs::elevenlabs_crm_settings::ElevenLabsCrmSettings::from_lookup(&get)
                 .map_err(|errors| p.errors.extend(errors))
                 .unwrap_or_default();
+        let callyzer_api =
+            crate::jobs::callyzer_api_settings::CallyzerApiSettings::from_lookup(&get)
+                .map_err(|errors| p.errors.extend(errors))
+                .unwrap_or_default();
         if lease_secs == Some(0) {
             p.errors
                 .push("WORKER_LEASE_SECS: must be at least 1".into());
@@ -122,6 +129,7 @@ impl Config {
                 pool_size: pool_size?,
                 log_format: log_format?,
                 elevenlabs,
+                callyzer_api,
             })
         })();
         config.ok_or_else(|| ConfigError(vec!["configuration incomplete".into()]))

@@ -56,6 +56,15 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         priority: i16,
     },
+    /// Start a Callyzer reconciliation now: over --from..--to (the cursor stays), or the cursor window.
+    Reconcile {
+        /// Window start: 2026-01-01T10:00:00Z or 2026-01-01 (UTC).
+        #[arg(long, requires = "to", value_parser = callsync::jobs::callyzer_reconcile::parse_instant)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Window end, same forms.
+        #[arg(long, requires = "from", value_parser = callsync::jobs::callyzer_reconcile::parse_instant)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// Simulate Callyzer (webhooks, history API) and BPMsoft, and serve the console (local demo, load).
     Simulate(callsync::simulate::SimulateArgs),
 }
@@ -123,6 +132,16 @@ async fn main() -> anyhow::Result<()> {
             match store.enqueue(&job).await? {
                 Some(id) => println!("enqueued job {id}"),
                 None => println!("not enqueued: a live job holds the same unique key"),
+            }
+        }
+        Command::Reconcile { from, to } => {
+            let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
+            let pool = db::pool(&url, 1)?;
+            match jobs::callyzer_reconcile::start_run(&pool, from, to).await? {
+                Some(id) => println!(
+                    "started reconciliation run {id}; follow it in public.callyzer_sync_log"
+                ),
+                None => println!("not started: a reconciliation run is still going"),
             }
         }
         Command::Simulate(args) => {

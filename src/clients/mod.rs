@@ -3,4 +3,5 @@
 //! other 4xx permanent. Secrets they hold are [`crate::secret::Secret`]s.
 
 pub mod bpmsoft;
+pub mod callyzer;
 pub mod llm;

@@ -2,7 +2,9 @@
 //! The worker looks a claimed job's kind up in [`Handlers`]; an unknown kind is
 //! discarded with a clear error instead of retried (no deploy will teach this
 //! worker the kind before its attempts run out).
+pub mod callyzer_api_settings;
 pub mod callyzer_delivery;
+pub mod callyzer_reconcile;
 pub mod crm_dispatch;
 pub mod elevenlabs_analysis;
 pub mod elevenlabs_crm_settings;
@@ -93,6 +95,7 @@ impl Handlers {
 /// here with what it needs from the configuration and the pool.
 pub fn all(config: &crate::config::Config, pool: &deadpool_postgres::Pool) -> Handlers {
     let handlers = elevenlabs_crm_settings::register(Handlers::new(), &config.elevenlabs, pool);
+    let handlers = callyzer_api_settings::register(handlers, &config.callyzer_api, pool);
     handlers.register(noop::KIND, noop::Noop).register(
         callyzer_delivery::KIND,
         callyzer_delivery::CallyzerDelivery::new(pool.clone()),
