@@ -29,6 +29,7 @@ free_port() {  # the preferred port when it is free, else any free one
 if [ -f "$state/db.port" ]; then db_port=$(cat "$state/db.port"); else db_port=$(free_port 54322); echo "$db_port" >"$state/db.port"; fi
 rest_port=$(free_port 54321)
 fn_port=$(free_port 54320)
+sim_port=$(free_port 54323)  # callsync simulate: Callyzer + BPMsoft stand-in, and the console
 
 # Secrets are made once and kept, so keys handed out earlier stay valid.
 if [ ! -f "$state/secrets.env" ]; then
@@ -41,10 +42,14 @@ if [ ! -f "$state/secrets.env" ]; then
     umask 022
 fi
 set -a; . "$state/secrets.env"; set +a
+# The simulator's history API wants a Bearer token; derived, so it needs no new secret file.
+CALLYZER_API_TOKEN=${CALLYZER_API_TOKEN:-sim-$(printf %s "$JWT_SECRET" | sha256sum | cut -c1-32)}
+SIMULATOR_URL="http://127.0.0.1:$sim_port"
 
 pids=()
 stop_all() {
-    trap "" INT TERM  # a second Ctrl-C must not cut the clean stop short
+    trap "" INT TERM PIPE  # a second Ctrl-C, or a closed pipe (| tee), must not cut the clean stop short
+    set +e
     trap - EXIT
     echo; echo "stopping…"
     # The worker first (SIGTERM: it drains), then the HTTP side, then Postgres.
@@ -80,6 +85,9 @@ ANON_KEY=$ANON_KEY
 SERVICE_ROLE_KEY=$SERVICE_ROLE_KEY
 CALLYZER_WEBHOOK_TOKEN=$CALLYZER_WEBHOOK_TOKEN
 ELEVENLABS_WEBHOOK_SECRET=$ELEVENLABS_WEBHOOK_SECRET
+SIMULATOR_URL=$SIMULATOR_URL
+CONSOLE_URL=$SIMULATOR_URL/
+CALLYZER_API_TOKEN=$CALLYZER_API_TOKEN
 ENV
 chmod 600 "$state/local.env"
 
@@ -89,8 +97,26 @@ pids+=($!)
 PORT=$fn_port CALLSYNC_REST_URL=$POSTGREST_URL SUPABASE_SERVICE_ROLE_KEY=$SERVICE_ROLE_KEY \
     scripts/run-functions.sh &
 pids+=($!)
-DATABASE_URL=$WORKER_DATABASE_URL WORKER_ID=local-worker target/debug/callsync worker &
+# The worker's Callyzer API and BPMsoft point at the simulator unless set outside.
+DATABASE_URL=$WORKER_DATABASE_URL WORKER_ID=local-worker \
+    CALLYZER_API_BASE_URL=${CALLYZER_API_BASE_URL:-$SIMULATOR_URL/api} CALLYZER_API_TOKEN=$CALLYZER_API_TOKEN \
+    EXTERNAL_CRM_ENABLED=${EXTERNAL_CRM_ENABLED:-true} EXTERNAL_CRM_DRY_RUN=${EXTERNAL_CRM_DRY_RUN:-false} \
+    CRM_SERVICE_URL=${CRM_SERVICE_URL:-$SIMULATOR_URL/0/ServiceModel/GeneratedObjectWebFormService.svc/SaveWebFormObjectData} \
+    CRM_LANDING_ID=${CRM_LANDING_ID:-3b0f6c2e-9d41-4a57-8e1c-5f2a7d9b4c10} CRM_TRUSTED_ORIGIN=${CRM_TRUSTED_ORIGIN:-http://localhost/} \
+    target/debug/callsync worker &
 pids+=($!)
+# Calls arrive at once: the simulator posts deliveries (SIM_DROP of them are
+# lost, for reconciliation to recover), serves the history API, BPMsoft and the
+# console. SIMULATE=0 leaves it out. Local demo: reconcile every minute over a
+# 15-minute buffer (hosted projects keep the hourly default).
+if [ "${SIMULATE:-1}" != 0 ]; then
+    psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c "update callsync.setting set value = '\"1 minute\"' where key = 'callyzer.reconcile_interval' and value <> '\"1 minute\"'" \
+        -c "update callsync.setting set value = '\"15 minutes\"' where key = 'callyzer.reconcile_safety_buffer' and value <> '\"15 minutes\"'"
+    DATABASE_URL=$DATABASE_URL FUNCTIONS_URL=$FUNCTIONS_URL POSTGREST_URL=$POSTGREST_URL CALLYZER_API_TOKEN=$CALLYZER_API_TOKEN \
+        target/debug/callsync simulate --listen "127.0.0.1:$sim_port" --local-login \
+        --rate "${SIM_RATE:-30}" --drop "${SIM_DROP:-0.2}" --history "${SIM_HISTORY:-400}" --elevenlabs-every-secs "${SIM_ELEVENLABS_SECS:-90}" &
+    pids+=($!)
+fi
 
 cat <<MSG
 
@@ -98,6 +124,7 @@ callsync is running (Ctrl-C stops everything):
   Postgres    $DATABASE_URL
   PostgREST   $POSTGREST_URL
   Functions   $FUNCTIONS_URL
+  Console     $SIMULATOR_URL/   (log in as a demo user; simulator: SIM_RATE, SIM_DROP, SIMULATE=0)
   keys, URLs and secrets: .callsync/local.env
 
 MSG

@@ -14,6 +14,7 @@
 //! | `WORKER_LISTEN` | `true`: LISTEN/NOTIFY plus polling; `false`: polling only (transaction poolers) | true |
 //! | `DB_POOL_SIZE` | connections in the pool (claims, completions, handlers) | 8 |
 //! | `LOG_FORMAT` | `pretty` or `json` | pretty |
+//! | `HEALTH_ADDR` | address of `/healthz` and `/metrics`, e.g. `0.0.0.0:9090` | off |
 //!
 //! The ElevenLabs → BPMsoft variables (`EXTERNAL_CRM_*`, `CRM_*`, `LLM_*`) are
 //! listed in [`crate::jobs::elevenlabs_crm_settings`]; the Callyzer API ones
@@ -46,6 +47,8 @@ pub struct Config {
     pub pool_size: NonZeroUsize,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Where `/healthz` and `/metrics` are served (`HEALTH_ADDR`); `None`: not at all.
+    pub health_addr: Option<std::net::SocketAddr>,
     /// The ElevenLabs → BPMsoft pipeline (its variables: `jobs::elevenlabs_crm_settings`).
     pub elevenlabs: crate::jobs::elevenlabs_crm_settings::ElevenLabsCrmSettings,
     /// The Callyzer API reconciliation (its variables: `jobs::callyzer_api_settings`).
@@ -96,6 +99,18 @@ impl Config {
                 None
             }
         };
+        let health_addr = match get("HEALTH_ADDR").filter(|v| !v.trim().is_empty()) {
+            None => Some(None),
+            Some(raw) => match raw.trim().parse::<std::net::SocketAddr>() {
+                Ok(addr) => Some(Some(addr)),
+                Err(_) => {
+                    p.errors.push(format!(
+                        "HEALTH_ADDR: expected host:port such as 0.0.0.0:9090, got {raw:?}"
+                    ));
+                    None
+                }
+            },
+        };
         let elevenlabs =
             crate::jobs::elevenlabs_crm_settings::ElevenLabsCrmSettings::from_lookup(&get)
                 .map_err(|errors| p.errors.extend(errors))
@@ -128,6 +143,7 @@ impl Config {
                 listen: listen?,
                 pool_size: pool_size?,
                 log_format: log_format?,
+                health_addr: health_addr?,
                 elevenlabs,
                 callyzer_api,
             })

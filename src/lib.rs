@@ -18,16 +18,22 @@
 //! - [`clients`]: one HTTP client per outside system, mapping outcomes to `JobError`.
 //! - [`domain`]: parse-don't-validate types (phone numbers, call records, …).
 //! - [`jwt`]: HS256 tokens for the local stack and tests (PostgREST keys).
+//! - [`metrics`]: in-memory counters and histograms any module records into, Prometheus text out.
+//! - [`health`]: the internal HTTP port (`HEALTH_ADDR`): `/healthz` and `/metrics`.
+//! - [`ops`]: operator actions behind the runbooks (retry, replay, resend, pause).
 //! - [`simulate`]: `callsync simulate`, a local Callyzer/BPMsoft stand-in that also serves the console.
 
 pub mod clients;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod health;
 pub mod jobs;
 pub mod jwt;
 pub mod listener;
+pub mod metrics;
 pub mod migrate;
+pub mod ops;
 pub mod queue;
 pub mod secret;
 pub mod shutdown;

@@ -59,9 +59,8 @@ async fn listen_once(
     wake: &Notify,
     state: &ListenerState,
     shutdown: &CancellationToken,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) =
-        tokio_postgres::connect(url.expose(), tokio_postgres::NoTls).await?;
+) -> Result<(), crate::db::DbError> {
+    let (client, mut connection) = crate::db::connect(url.expose()).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -97,7 +96,106 @@ async fn listen_once(
             tracing::warn!("LISTEN connection closed by the server; reconnecting");
             Ok(())
         }
-        Ok(Err(e)) => Err(e),
+        Ok(Err(e)) => Err(e.into()),
         Err(_) => Ok(()),
+    }
+}
+
+/// What a start-up LISTEN probe found.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The server answered LISTEN with an error: a transaction pooler (or a
+    /// proxy) that cannot keep a session. Retrying will not help.
+    #[error("the database refused LISTEN ({0})")]
+    Refused(String),
+    /// The database could not be reached; the listener will keep trying.
+    #[error("could not reach the database to try LISTEN: {0}")]
+    Unreachable(crate::db::DbError),
+}
+
+/// Opens one connection and tries `LISTEN` on it, to tell at start-up a
+/// connection that cannot carry LISTEN (Supabase's transaction pooler) from
+/// one that can.
+///
+/// # Errors
+/// [`ProbeError::Refused`] when the server answers LISTEN with an error,
+/// [`ProbeError::Unreachable`] when there is no connection at all.
+pub async fn probe(url: &Secret<String>) -> Result<(), ProbeError> {
+    let (client, connection) = crate::db::connect(url.expose())
+        .await
+        .map_err(ProbeError::Unreachable)?;
+    let driver = tokio::spawn(connection);
+    let result = match client.batch_execute("listen callsync_jobs").await {
+        Ok(()) => Ok(()),
+        Err(e) => match e.as_db_error() {
+            Some(db) => Err(ProbeError::Refused(format!(
+                "{}: {}",
+                db.code().code(),
+                db.message()
+            ))),
+            None => Err(ProbeError::Unreachable(e.into())),
+        },
+    };
+    drop(client);
+    let _ = driver.await;
+    result
+}
+
+/// Supabase's transaction pooler (Supavisor) listens on this port.
+pub const TRANSACTION_POOLER_PORT: u16 = 6543;
+
+/// Why the worker refuses to start on this connection.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionModeError {
+    /// The URL names the transaction pooler's port.
+    #[error(
+        "DATABASE_URL uses port 6543, Supabase's transaction pooler, which cannot carry LISTEN \
+         (nor session state). Use the direct connection (db.<ref>.supabase.co:5432) or the \
+         session pooler (<region>.pooler.supabase.com:5432), or set WORKER_LISTEN=false to run \
+         poll-only"
+    )]
+    TransactionPoolerPort,
+    /// The server answered LISTEN with an error.
+    #[error(
+        "{0}: DATABASE_URL looks like a transaction pooler or a proxy without sessions. Use the \
+         direct connection or the session pooler (port 5432), or set WORKER_LISTEN=false to run \
+         poll-only"
+    )]
+    ListenRefused(ProbeError),
+}
+
+/// The start-up check of the connection mode (README, "Connecting the worker").
+/// With LISTEN on, a URL on port 6543 or a server that answers LISTEN with an
+/// error stops the worker with a clear message; a database that cannot be
+/// reached at all does not (the worker waits for it, as after a restart). With
+/// LISTEN off (poll-only), nothing is checked and port 6543 only warns.
+///
+/// # Errors
+/// [`ConnectionModeError`] when LISTEN is on and cannot work on this connection.
+pub async fn check_connection_mode(
+    url: &Secret<String>,
+    listen: bool,
+) -> Result<(), ConnectionModeError> {
+    let pooler = crate::db::url_port(url.expose()) == Some(TRANSACTION_POOLER_PORT);
+    if !listen {
+        if pooler {
+            tracing::warn!(
+                "poll-only through port 6543 (transaction pooler): jobs are found by polling only; \
+                 the worker's statements are prepared per connection, which a transaction pooler \
+                 may not keep (untested against Supavisor)"
+            );
+        }
+        return Ok(());
+    }
+    if pooler {
+        return Err(ConnectionModeError::TransactionPoolerPort);
+    }
+    match probe(url).await {
+        Ok(()) => Ok(()),
+        Err(refused @ ProbeError::Refused(_)) => Err(ConnectionModeError::ListenRefused(refused)),
+        Err(ProbeError::Unreachable(e)) => {
+            tracing::warn!(error = %e, "database unreachable at start-up; starting anyway and retrying");
+            Ok(())
+        }
     }
 }

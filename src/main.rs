@@ -1,5 +1,7 @@
 //! The `callsync` command: `migrate` applies the migrations, `worker` runs the
-//! job loop until SIGINT/SIGTERM, `jwt` mints local keys, `enqueue` adds a job.
+//! job loop until SIGINT/SIGTERM, `jwt` mints local keys, `enqueue` adds a job;
+//! the runbook subcommands (`retry-discarded`, `replay-event`, `resend-crm`,
+//! `pause`, `resume`) are [`callsync::ops::Command`].
 //! The only place `anyhow` is used: errors here end the process with context.
 use anyhow::Context;
 use callsync::config::Config;
@@ -56,6 +58,8 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         priority: i16,
     },
+    #[command(flatten)]
+    Ops(callsync::ops::Command),
     /// Start a Callyzer reconciliation now: over --from..--to (the cursor stays), or the cursor window.
     Reconcile {
         /// Window start: 2026-01-01T10:00:00Z or 2026-01-01 (UTC).
@@ -81,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
             let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
             let migrations =
                 migrate::load(&dir).with_context(|| format!("reading {}", dir.display()))?;
-            let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            let (mut client, connection) = db::connect(&url)
                 .await
                 .context("connecting to DATABASE_URL")?;
             tokio::spawn(connection);
@@ -134,6 +138,11 @@ async fn main() -> anyhow::Result<()> {
                 None => println!("not enqueued: a live job holds the same unique key"),
             }
         }
+        Command::Ops(command) => {
+            let url = std::env::var("DATABASE_URL")
+                .context("DATABASE_URL is required (an operator role: see docs/runbooks.md)")?;
+            println!("{}", callsync::ops::run(&db::pool(&url, 1)?, command).await?);
+        }
         Command::Reconcile { from, to } => {
             let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
             let pool = db::pool(&url, 1)?;
@@ -155,12 +164,13 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run_worker(config: Config) -> anyhow::Result<()> {
     let token = shutdown::on_signal().context("installing signal handlers")?;
+    listener::check_connection_mode(&config.database_url, config.listen).await?;
     let pool = db::pool(config.database_url.expose(), config.pool_size.get())?;
     let handlers = jobs::all(&config, &pool);
     let store = Store::new(pool);
     let worker = worker::Worker::new(store, handlers, worker::WorkerOptions::from_config(&config));
-    let listening = if config.listen {
-        let state = listener::ListenerState::default();
+    let listener_state = config.listen.then(listener::ListenerState::default);
+    let listening = if let Some(state) = listener_state.clone() {
         Some(tokio::spawn(listener::run(
             config.database_url.clone(),
             worker.wake_handle(),
@@ -174,7 +184,25 @@ async fn run_worker(config: Config) -> anyhow::Result<()> {
         );
         None
     };
+    let health = match config.health_addr {
+        Some(addr) => Some(
+            callsync::health::HealthServer::start(
+                addr,
+                config.database_url.expose(),
+                worker.clone(),
+                listener_state,
+                config.poll_interval,
+                token.clone(),
+            )
+            .await
+            .with_context(|| format!("serving HEALTH_ADDR {addr}"))?,
+        ),
+        None => None,
+    };
     worker.run(token).await;
+    if let Some(health) = health {
+        health.stop().await;
+    }
     if let Some(l) = listening {
         let _ = l.await;
     }

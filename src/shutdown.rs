@@ -17,8 +17,9 @@ pub fn on_signal() -> std::io::Result<CancellationToken> {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        tracing::info!(signal = name, "shutdown requested; draining");
+        // Cancel first: nothing after this line may stand between a signal and the drain.
         cancel.cancel();
+        tracing::info!(signal = name, "shutdown requested; draining");
     });
     Ok(token)
 }

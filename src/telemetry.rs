@@ -21,7 +21,10 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(ansi);
+        .with_ansi(ansi)
+        // A failed log write (stderr piped to a reader that died) must not panic:
+        // the fallback eprintln! would, and take the task that logged with it.
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Json => builder
             .json()

@@ -291,6 +291,7 @@ impl Worker {
                 () = stop.cancelled() => {
                     self.release(&job).await;
                     tracing::Span::current().record("outcome", "released");
+                    crate::metrics::job_finished(&job.kind, "released", started.elapsed());
                     self.finish_job(job.id, permit);
                     return;
                 }
@@ -307,6 +308,7 @@ impl Worker {
             match recorded {
                 Ok(outcome) => {
                     tracing::Span::current().record("outcome", outcome);
+                    crate::metrics::job_finished(&job.kind, outcome, started.elapsed());
                     tracing::info!(
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "job finished"

@@ -173,3 +173,39 @@ async fn sigterm_drains_running_jobs_before_the_worker_exits() {
     );
     assert_eq!(count_state(&db, "running").await, 0);
 }
+
+#[tokio::test]
+async fn the_worker_still_stops_on_a_signal_when_its_log_reader_has_gone() {
+    // `scripts/dev.sh | tee log` and Ctrl-C: tee dies first, every later log
+    // write fails. That must not keep the worker from shutting down.
+    let db = TestDb::new().await;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callsync"));
+    cmd.arg("worker")
+        .env("DATABASE_URL", db.url("callsync_worker"))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut worker = cmd.spawn().unwrap();
+    let mut stderr = worker.stderr.take().unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read(&mut stderr, &mut first).unwrap(); // it has started logging
+    drop(stderr); // the reader goes away
+    let status = Command::new("kill")
+        .args(["-INT", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(exit) = worker.try_wait().unwrap() {
+            assert!(exit.success(), "clean exit: {exit:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker ignored SIGINT after its log pipe broke"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -125,6 +125,7 @@ impl BpmsoftClient {
             .body(body.to_string())
             .send()
             .await;
+        crate::metrics::record_response("bpmsoft", &sent);
         let response = match sent {
             Ok(r) => r,
             Err(e) => {

@@ -88,7 +88,9 @@ impl LlmClient {
         if let Some(key) = &self.key {
             request = request.bearer_auth(key.expose());
         }
-        let response = request.send().await.map_err(|e| {
+        let sent = request.send().await;
+        crate::metrics::record_response("llm", &sent);
+        let response = sent.map_err(|e| {
             LlmError::Retryable(if e.is_timeout() {
                 "timeout".to_string()
             } else {

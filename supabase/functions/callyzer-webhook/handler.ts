@@ -16,10 +16,14 @@ import { type Rpc, rpcFromEnv } from "../_shared/rpc.ts";
 export type Deps = {
   /** The shared token (URL or header). Empty: token authentication is off. */
   token: string;
+  /** During a rotation, the token being retired: accepted too until it is unset. */
+  previousToken?: string;
   /** Header that may carry the token (lower case). Empty: URL only. */
   tokenHeader: string;
   /** HMAC-SHA256 key for the signature header. Empty: signatures not accepted. */
   hmacSecret: string;
+  /** During a rotation, the HMAC key being retired: accepted too until it is unset. */
+  previousHmacSecret?: string;
   /** Header that carries the hex signature (optionally `sha256=` prefixed). */
   hmacHeader: string;
   maxBytes: number;
@@ -96,10 +100,9 @@ export function makeHandler(deps: Deps) {
     const given = [urlToken(url), deps.tokenHeader ? req.headers.get(deps.tokenHeader) : null]
       .filter((t): t is string => t !== null && t !== "");
     let authenticated = false;
-    if (deps.token) {
-      // compare every candidate, without stopping at the first match
-      for (const t of given) authenticated = timingSafeEqual(t, deps.token) || authenticated;
-    }
+    const tokens = [deps.token, deps.previousToken ?? ""].filter((t) => t !== "");
+    // compare every candidate with every accepted token, without stopping at the first match
+    for (const t of given) for (const k of tokens) authenticated = timingSafeEqual(t, k) || authenticated;
     const signature = deps.hmacSecret && deps.hmacHeader ? req.headers.get(deps.hmacHeader) : null;
     if (!authenticated && !signature) {
       return given.length === 0
@@ -118,9 +121,12 @@ export function makeHandler(deps: Deps) {
 
     if (signature) {
       // a signature that is present must be right, even next to a valid token
-      const expected = await hmacSha256Hex(deps.hmacSecret, concatBytes(body.bytes));
       const hex = signature.trim().toLowerCase().replace(/^sha256=/, "");
-      if (!timingSafeEqual(hex, expected)) {
+      let valid = false;
+      for (const key of [deps.hmacSecret, deps.previousHmacSecret ?? ""].filter((k) => k !== "")) {
+        valid = timingSafeEqual(hex, await hmacSha256Hex(key, concatBytes(body.bytes))) || valid;
+      }
+      if (!valid) {
         return await refuse(401, "bad_signature", "the HMAC-SHA256 signature does not match", size);
       }
       authenticated = true;
@@ -180,8 +186,10 @@ export function maxBytesFrom(value: string | undefined): number {
 export function handle(req: Request, info: { remoteAddr: unknown }): Promise<Response> {
   return makeHandler({
     token: Deno.env.get("CALLYZER_WEBHOOK_TOKEN") ?? "",
+    previousToken: Deno.env.get("CALLYZER_WEBHOOK_TOKEN_PREVIOUS") ?? "",
     tokenHeader: (Deno.env.get("CALLYZER_WEBHOOK_HEADER") ?? "").toLowerCase(),
     hmacSecret: Deno.env.get("CALLYZER_WEBHOOK_HMAC_SECRET") ?? "",
+    previousHmacSecret: Deno.env.get("CALLYZER_WEBHOOK_HMAC_SECRET_PREVIOUS") ?? "",
     hmacHeader: (Deno.env.get("CALLYZER_WEBHOOK_HMAC_HEADER") ?? "x-callyzer-signature").toLowerCase(),
     maxBytes: maxBytesFrom(Deno.env.get("CALLYZER_WEBHOOK_MAX_BYTES")),
     rpc: rpcFromEnv(),
