@@ -233,6 +233,9 @@ pub async fn run(args: SimulateArgs, stop: CancellationToken) -> Result<(), Simu
         late: Vec::new(),
         base: base.clone(),
     };
+    if let Some(f) = &args.functions_url {
+        wait_for(&sim.http, f, &stop).await;
+    }
     sim.history(args.history).await;
     let live = sim.live(&args, &stop);
     let elevenlabs = elevenlabs_loop(&args, &shared, &stop);
@@ -242,6 +245,22 @@ pub async fn run(args: SimulateArgs, stop: CancellationToken) -> Result<(), Simu
     let stats = lock(&shared.stats).clone();
     tracing::info!(?stats, "simulator stopped");
     Ok(())
+}
+
+/// Waits (up to a minute) until the functions answer, so the first
+/// deliveries of a freshly started stack are not refused.
+async fn wait_for(http: &reqwest::Client, functions_url: &str, stop: &CancellationToken) {
+    let url = format!("{}/", functions_url.trim_end_matches('/'));
+    for _ in 0..120 {
+        if matches!(http.get(&url).send().await, Ok(r) if r.status().is_success()) {
+            return;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+    tracing::warn!(%url, "the functions did not answer within a minute; posting anyway");
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -281,9 +300,12 @@ impl Simulation {
             })
             .collect();
         calls.sort_by_key(|c| c.synced_at);
+        // history is never dropped: reconciliation looks back minutes, not days
+        let drop = std::mem::replace(&mut self.drop, 0.0);
         for chunk in calls.chunks(50) {
             self.deliver(chunk.to_vec()).await;
         }
+        self.drop = drop;
         tracing::info!(calls = n, "history delivered");
     }
 
