@@ -4,7 +4,8 @@
 # is missing: every step checks first.
 #   Debian: PostgreSQL 15 server and client, pg_cron, pgTAP, pg_prove
 #   npm (tools/package-lock.json, into git-ignored tools/node_modules):
-#        PostgREST 12, Deno 2, graphile-worker (benchmark baseline)
+#        PostgREST 12, Deno 2, graphile-worker (benchmark baseline),
+#        playwright-core (drives Debian's chromium, installed with --browser)
 #   rustup: rustfmt, clippy
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -12,7 +12,7 @@ cd "$root"
 step() { printf '\n== %s\n' "$*"; }
 
 step "tools"
-scripts/install-tools.sh
+scripts/install-tools.sh --browser  # --browser: Chromium for the console's browser test
 
 if [ "${1:-}" != "--quick" ]; then
     step "cargo fmt --check"
@@ -42,3 +42,7 @@ if compgen -G "supabase/functions/tests/*-test.ts" >/dev/null; then
 else
     echo "no Deno tests yet"
 fi
+
+step "Browser tests (console in Chromium: tests/console_browser.rs, tests/browser/console.mjs)"
+# Ignored by the plain cargo test above (it needs Chromium); run here explicitly.
+cargo test --quiet --test console_browser -- --ignored --nocapture
