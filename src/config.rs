@@ -18,7 +18,8 @@
 //!
 //! The ElevenLabs → BPMsoft variables (`EXTERNAL_CRM_*`, `CRM_*`, `LLM_*`) are
 //! listed in [`crate::jobs::elevenlabs_crm_settings`]; the Callyzer API ones
-//! (`CALLYZER_API_*`) in [`crate::jobs::callyzer_api_settings`].
+//! (`CALLYZER_API_*`) in [`crate::jobs::callyzer_api_settings`]; the admin
+//! notification channels (`NOTIFY_*`) in [`crate::jobs::notify_admin`].
 use crate::secret::Secret;
 use crate::telemetry::LogFormat;
 use std::num::NonZeroUsize;
@@ -53,6 +54,8 @@ pub struct Config {
     pub elevenlabs: crate::jobs::elevenlabs_crm_settings::ElevenLabsCrmSettings,
     /// The Callyzer API reconciliation (its variables: `jobs::callyzer_api_settings`).
     pub callyzer_api: crate::jobs::callyzer_api_settings::CallyzerApiSettings,
+    /// Admin notification channels (its variables: `jobs::notify_admin`).
+    pub notify: crate::jobs::notify_admin::NotifySettings,
 }
 
 /// All problems found in the environment, one line each.
@@ -119,6 +122,9 @@ impl Config {
             crate::jobs::callyzer_api_settings::CallyzerApiSettings::from_lookup(&get)
                 .map_err(|errors| p.errors.extend(errors))
                 .unwrap_or_default();
+        let notify = crate::jobs::notify_admin::NotifySettings::from_lookup(&get)
+            .map_err(|errors| p.errors.extend(errors))
+            .unwrap_or_default();
         if lease_secs == Some(0) {
             p.errors
                 .push("WORKER_LEASE_SECS: must be at least 1".into());
@@ -146,6 +152,7 @@ impl Config {
                 health_addr: health_addr?,
                 elevenlabs,
                 callyzer_api,
+                notify,
             })
         })();
         config.ok_or_else(|| ConfigError(vec!["configuration incomplete".into()]))

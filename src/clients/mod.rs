@@ -5,3 +5,4 @@
 pub mod bpmsoft;
 pub mod callyzer;
 pub mod llm;
+pub mod notify;

@@ -9,6 +9,8 @@ pub mod crm_dispatch;
 pub mod elevenlabs_analysis;
 pub mod elevenlabs_crm_settings;
 pub mod noop;
+pub mod notify_admin;
+pub mod notify_message;
 
 use crate::queue::ClaimedJob;
 use futures_util::future::BoxFuture;
@@ -96,8 +98,14 @@ impl Handlers {
 pub fn all(config: &crate::config::Config, pool: &deadpool_postgres::Pool) -> Handlers {
     let handlers = elevenlabs_crm_settings::register(Handlers::new(), &config.elevenlabs, pool);
     let handlers = callyzer_api_settings::register(handlers, &config.callyzer_api, pool);
-    handlers.register(noop::KIND, noop::Noop).register(
-        callyzer_delivery::KIND,
-        callyzer_delivery::CallyzerDelivery::new(pool.clone()),
-    )
+    handlers
+        .register(noop::KIND, noop::Noop)
+        .register(
+            callyzer_delivery::KIND,
+            callyzer_delivery::CallyzerDelivery::new(pool.clone()),
+        )
+        .register(
+            notify_admin::KIND,
+            notify_admin::NotifyAdmin::new(pool.clone(), &config.notify),
+        )
 }
