@@ -1,12 +1,15 @@
-//! `callyzer_reconcile_page`: one page of a Callyzer reconciliation run. Reads
-//! where the run stands (a page job that runs twice finds the run moved on and
-//! does nothing), fetches the page outside any transaction, then applies its
+//! `callyzer_reconcile_page`: one page of a Callyzer reconciliation run. Sends
+//! the request its args carry, outside any transaction, marks the answer's
+//! arrival (the next page's claim is spaced from it, not from this claim), then
+//! applies its
 //! calls through the webhook path's set-based upsert (source `api`; calls stored
 //! and unchanged are skipped by it) and moves the run on in one transaction.
 //! A failed request is handed to SQL, which retries the same page as a new job
 //! (after `Retry-After` for 429, after a backoff for transient failures) or
 //! fails the run (auth: with an alert). The rate limit is not here: the kind's
-//! `min_interval` spaces the claims across every worker process.
+//! `min_interval` spaces the claims across every worker process. The run row's
+//! position fences everything: a page job that runs twice (a lost lease) makes
+//! its request again, and its answer is ignored.
 //! Not here: planning the window and moving the cursor (SQL,
 //! `callsync.callyzer_reconcile_start` / `callyzer_sync_finish`).
 use super::callyzer_delivery::{apply_calls, CallSource};
@@ -25,6 +28,7 @@ pub const KIND: &str = "callyzer_reconcile_page";
 const LOAD: &str = include_str!("../../sql/queries/callyzer_sync_run_load_page.sql");
 const DONE: &str = include_str!("../../sql/queries/callyzer_sync_run_page_done.sql");
 const FAIL: &str = include_str!("../../sql/queries/callyzer_sync_run_page_fail.sql");
+const MARK: &str = include_str!("../../sql/queries/job_kind_mark_request.sql");
 const START: &str = include_str!("../../sql/queries/callyzer_sync_run_start.sql");
 
 /// Starts a reconciliation run now (`callsync reconcile`): over `from..to`
@@ -133,7 +137,52 @@ pub fn parse_rows(rows: &[Value], default_country: &str) -> (Vec<CallRecord>, Ve
     (records, problems)
 }
 
+/// The request carried in a page job's args (`None` when they lack it).
+fn request_from_args(args: &Value, at: PageRef) -> Option<(HistoryQuery, Option<String>)> {
+    let query = HistoryQuery {
+        synced_from: args.get("synced_from")?.as_i64()?,
+        synced_to: args.get("synced_to")?.as_i64()?,
+        emp_numbers: args
+            .get("emp_numbers")?
+            .as_array()?
+            .iter()
+            .map(|n| n.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()?,
+        page_no: at.page,
+        page_size: i32::try_from(args.get("page_size")?.as_i64()?).ok()?,
+    };
+    let default_country = args
+        .get("default_country_code")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Some((query, default_country))
+}
+
 impl CallyzerReconcilePage {
+    /// The request for `at` from the run row; `None` when the run moved on.
+    async fn load_request(
+        &self,
+        at: PageRef,
+    ) -> Result<Option<(HistoryQuery, Option<String>)>, JobError> {
+        let client = self.pool.get().await.map_err(DbError::from)?;
+        let stmt = client.prepare_cached(LOAD).await.map_err(DbError::from)?;
+        let Some(row) = client
+            .query_opt(&stmt, &[&at.run_id, &at.chunk, &at.page])
+            .await
+            .map_err(DbError::from)?
+        else {
+            return Ok(None);
+        };
+        let query = HistoryQuery {
+            synced_from: row.try_get(0).map_err(DbError::from)?,
+            synced_to: row.try_get(1).map_err(DbError::from)?,
+            emp_numbers: row.try_get(2).map_err(DbError::from)?,
+            page_no: at.page,
+            page_size: row.try_get(3).map_err(DbError::from)?,
+        };
+        Ok(Some((query, row.try_get(4).map_err(DbError::from)?)))
+    }
+
     /// Hands a failed request to SQL. `Ok` when the page was rescheduled (or the
     /// run had moved on), the run's failure as a permanent error otherwise.
     async fn failed(
@@ -173,29 +222,21 @@ impl Handler for CallyzerReconcilePage {
     fn run<'a>(&'a self, job: &'a ClaimedJob) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
             let at = PageRef::from_args(&job.args)?;
-            let request = {
-                let client = self.pool.get().await.map_err(DbError::from)?;
-                let stmt = client.prepare_cached(LOAD).await.map_err(DbError::from)?;
-                client
-                    .query_opt(&stmt, &[&at.run_id, &at.chunk, &at.page])
-                    .await
-                    .map_err(DbError::from)?
-            }; // the connection goes back to the pool before the HTTP request
-            let Some(row) = request else {
-                tracing::info!(
-                    run.id = at.run_id,
-                    "the run is past this page; nothing to do"
-                );
-                return Ok(());
+            // The request travels in the args (migration
+            // alter_callyzer_reconcile_page_args); older jobs ask the database.
+            let (query, default_country) = match request_from_args(&job.args, at) {
+                Some(r) => r,
+                None => match self.load_request(at).await? {
+                    Some(r) => r,
+                    None => {
+                        tracing::info!(
+                            run.id = at.run_id,
+                            "the run is past this page; nothing to do"
+                        );
+                        return Ok(());
+                    }
+                },
             };
-            let query = HistoryQuery {
-                synced_from: row.try_get(0).map_err(DbError::from)?,
-                synced_to: row.try_get(1).map_err(DbError::from)?,
-                emp_numbers: row.try_get(2).map_err(DbError::from)?,
-                page_no: at.page,
-                page_size: row.try_get(3).map_err(DbError::from)?,
-            };
-            let default_country: Option<String> = row.try_get(4).map_err(DbError::from)?;
 
             let Some(api) = &self.client else {
                 return self
@@ -207,7 +248,17 @@ impl Handler for CallyzerReconcilePage {
                     )
                     .await;
             };
-            let (rows, total_records) = match api.history_page(&query).await {
+            let answer = api.history_page(&query).await;
+            // Space the next request from this answer, not from this job's
+            // claim: the server saw our request before it answered, so
+            // whatever delayed the request on its way, the next one (claimed
+            // min_interval after this moment at the earliest) arrives later.
+            {
+                let client = self.pool.get().await.map_err(DbError::from)?;
+                let stmt = client.prepare_cached(MARK).await.map_err(DbError::from)?;
+                client.execute(&stmt, &[]).await.map_err(DbError::from)?;
+            }
+            let (rows, total_records) = match answer {
                 PageOutcome::Page {
                     rows,
                     total_records,
