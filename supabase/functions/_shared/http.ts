@@ -83,3 +83,67 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
 export function json(body: unknown, status = 200): Response {
   return Response.json(body, { status });
 }
+
+/** What {@link jsonForPostgres} found. */
+export type JsonCheck =
+  | { ok: true; value: unknown; changed: boolean }
+  | { ok: false; reason: "too_deep"; depth: number };
+
+/** Deeper than this is refused: the worker's JSON reader (serde_json) stops at 128. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Makes a parsed payload safe to store as jsonb and to read back in the worker.
+ * JSON.parse accepts values that Postgres jsonb refuses (strings or keys with
+ * NUL, `\u0000`, or an unpaired surrogate such as `\ud800`) and values the
+ * worker cannot read back (numbers beyond a double, 1e400, which JSON.parse
+ * turns into Infinity; nesting deeper than serde_json's limit). Without this a
+ * delivery with one such value got 503 forever (the sender retries, nothing is
+ * ever stored) or was stored and never processed. Too deep is refused; the
+ * other values are replaced (U+FFFD for the bad characters, null for the
+ * number) so the rest of the payload is kept, and `changed` says so.
+ */
+export function jsonForPostgres(payload: unknown, maxDepth = MAX_JSON_DEPTH): JsonCheck {
+  // iterative depth check first: the sanitiser below recurses, so bound it
+  const stack: [unknown, number][] = [[payload, 1]];
+  let changed = false;
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v === "string") {
+      if (badString(v)) changed = true;
+    } else if (typeof v === "number") {
+      if (!Number.isFinite(v)) changed = true;
+    } else if (v !== null && typeof v === "object") {
+      if (depth > maxDepth) return { ok: false, reason: "too_deep", depth };
+      if (Array.isArray(v)) {
+        for (const x of v) stack.push([x, depth + 1]);
+      } else {
+        for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+          if (badString(k)) changed = true;
+          stack.push([x, depth + 1]);
+        }
+      }
+    }
+  }
+  return { ok: true, value: changed ? sanitise(payload) : payload, changed };
+}
+
+function badString(s: string): boolean {
+  return s.includes("\u0000") || !s.isWellFormed();
+}
+
+function fixString(s: string): string {
+  return s.toWellFormed().replaceAll("\u0000", "\uFFFD");
+}
+
+function sanitise(v: unknown): unknown {
+  if (typeof v === "string") return fixString(v);
+  if (typeof v === "number") return Number.isFinite(v) ? v : null;
+  if (Array.isArray(v)) return v.map(sanitise);
+  if (v !== null && typeof v === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[fixString(k)] = sanitise(x);
+    return out;
+  }
+  return v;
+}

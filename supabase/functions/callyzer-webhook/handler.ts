@@ -9,7 +9,7 @@
 // that also enqueues its processing; 200 is answered only after that commit.
 // Every refusal is logged through public.log_webhook_rejection with a reason,
 // never with the secret. Parsing the calls is the worker's business.
-import { concatBytes, hmacSha256Hex, json, readBodyCapped, timingSafeEqual } from "../_shared/http.ts";
+import { concatBytes, hmacSha256Hex, json, jsonForPostgres, readBodyCapped, timingSafeEqual } from "../_shared/http.ts";
 import { type Rpc, rpcFromEnv } from "../_shared/rpc.ts";
 
 /** What the handler needs from the outside world (tests inject fakes). */
@@ -40,8 +40,17 @@ export function urlToken(url: URL): string | null {
   if (q) return q;
   const parts = url.pathname.split("/").filter((p) => p.length > 0);
   const at = parts.lastIndexOf(FUNCTION_NAME);
-  if (at >= 0 && at < parts.length - 1) return decodeURIComponent(parts[parts.length - 1]);
+  if (at >= 0 && at < parts.length - 1) return decodeSegment(parts[parts.length - 1]);
   return null;
+}
+
+/** A broken escape (`%E0%A4%A`) is kept as sent: it cannot match, and must not throw (500). */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 /** `application/json`, `application/<x>+json`, with or without parameters. */
@@ -143,6 +152,15 @@ export function makeHandler(deps: Deps) {
     }
     if (!hasDeliveryShape(payload)) {
       return await refuse(400, "bad_shape", "expected an array of employee objects with call_logs", size);
+    }
+    const safe = jsonForPostgres(payload);
+    if (!safe.ok) {
+      return await refuse(400, "too_deep", `JSON nested deeper than ${safe.depth - 1} levels`, size);
+    }
+    if (safe.changed) {
+      // NUL, unpaired surrogates or out-of-range numbers replaced: jsonb refuses them
+      raw = JSON.stringify(safe.value);
+      console.warn("callyzer-webhook: body normalised (values Postgres cannot store were replaced)");
     }
 
     let stored;

@@ -6,7 +6,7 @@
 // Answers 200 only after that RPC committed. Every refusal is logged through
 // public.log_webhook_rejection with a reason, never with the secret.
 // Business logic lives in the worker; this only authenticates and stores.
-import { concatBytes, hmacSha256Hex, json, readBodyCapped, timingSafeEqual } from "../_shared/http.ts";
+import { concatBytes, hmacSha256Hex, json, jsonForPostgres, readBodyCapped, timingSafeEqual } from "../_shared/http.ts";
 import { type Rpc, rpcFromEnv } from "../_shared/rpc.ts";
 
 /** What the handler needs from the outside world (tests inject fakes). */
@@ -103,6 +103,15 @@ export function makeHandler(deps: Deps) {
     if (typeof event !== "object" || event === null || Array.isArray(event) ||
       typeof (event as Record<string, unknown>).type !== "string") {
       return await refuse(400, "bad_payload", "not an object with a type", size);
+    }
+    const safe = jsonForPostgres(event);
+    if (!safe.ok) {
+      return await refuse(400, "too_deep", `JSON nested deeper than ${safe.depth - 1} levels`, size);
+    }
+    if (safe.changed) {
+      // NUL, unpaired surrogates or out-of-range numbers replaced: jsonb refuses them
+      event = safe.value;
+      console.warn("elevenlabs-webhook: body normalised (values Postgres cannot store were replaced)");
     }
 
     const headerNames = [...req.headers.keys()].sort();
