@@ -23,7 +23,7 @@ const JOB_STATE_PL = {
 const ROLE_PL = { admin: "administrator", manager: "kierownik", advisor: "doradca" };
 const PAGE = 50;
 
-const state = { config: null, token: null, me: null, timer: null, route: "", busy: false };
+const state = { config: null, token: null, me: null, timer: null, route: "", gen: 0 };
 const $ = (sel) => document.querySelector(sel);
 
 // ---------------------------------------------------------------- helpers
@@ -173,16 +173,20 @@ function render() {
   const fresh = route !== state.route;
   state.route = route;
   clearInterval(state.timer);
+  // One generation per navigation: a slow refresh of the previous screen never
+  // blocks the new one, and its late answer touches nothing.
+  const gen = (state.gen = (state.gen || 0) + 1);
+  let inFlight = false;
   const run = async (first) => {
-    if (state.busy) return;
-    state.busy = true;
+    if (inFlight) return;
+    inFlight = true;
     const t0 = performance.now();
     try {
       await screen.view(arg, first);
-      setStatus(`Odświeżono ${new Date().toLocaleTimeString("pl-PL", { timeZone: TZ })} · ${Math.round(performance.now() - t0)} ms`);
+      if (gen === state.gen) setStatus(`Odświeżono ${new Date().toLocaleTimeString("pl-PL", { timeZone: TZ })} · ${Math.round(performance.now() - t0)} ms`);
     } catch (e) {
-      if (e.status !== 401) $("#main").insertAdjacentHTML("afterbegin", `<div class="notice err">Błąd: ${esc(e.message)}</div>`);
-    } finally { state.busy = false; }
+      if (e.status !== 401 && gen === state.gen) $("#main").insertAdjacentHTML("afterbegin", `<div class="notice err">Błąd: ${esc(e.message)}</div>`);
+    } finally { inFlight = false; }
   };
   run(fresh);
   // screens refresh themselves; forms keep their values (they live outside #main's tables)
