@@ -513,3 +513,51 @@ async fn a_retry_sends_only_to_the_channel_that_failed() {
     );
     w.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_reminder_cooldown_set_in_the_table_spaces_reminders_while_an_alert_stays_open() {
+    let db = TestDb::new().await;
+    only(&db, "monitor.backlog_max_jobs").await;
+    set(&db, "monitor.backlog_max_jobs", "5").await;
+    db.exec(
+        "insert into callsync.job_kind (kind, paused) values ('callyzer_delivery', true) \
+             on conflict (kind) do update set paused = true",
+    )
+    .await;
+    insert_jobs(&db, "callyzer_delivery", 8, 10).await;
+    let reminders = || async {
+        db.scalar::<i64>(
+            "select count(*) from callsync.job where kind = 'notify_admin' and args ->> 'event' = 'reminder'",
+        )
+        .await
+    };
+
+    assert_eq!(check(&db, 0).await["webhook_backlog"], "opened");
+    for minute in 1..=30 {
+        check(&db, minute).await;
+    }
+    assert_eq!(
+        reminders().await,
+        0,
+        "off by default: one incident, one message"
+    );
+
+    set(&db, "alert.remind_after", "\"10 minutes\"").await;
+    check(&db, 31).await;
+    assert_eq!(
+        reminders().await,
+        1,
+        "the first check after the change reminds"
+    );
+    for minute in 32..=40 {
+        check(&db, minute).await;
+    }
+    assert_eq!(reminders().await, 1, "not again within 10 minutes");
+    check(&db, 41).await;
+    assert_eq!(reminders().await, 2, "again after 10 minutes");
+    assert_eq!(
+        db.scalar::<i32>("select reminders from callsync.alert")
+            .await,
+        2
+    );
+}

@@ -362,6 +362,20 @@ mod tests {
     }
 
     #[test]
+    fn a_reminder_says_it_is_still_open_and_for_how_long() {
+        let m = alert_message(
+            &alert("job_errors", 14.0, 10.0, json!({})),
+            AlertEvent::Reminder,
+            None,
+        );
+        assert!(m.starts_with("⏰ NADAL TRWA: błędy zadań"), "{m}");
+        assert!(
+            m.contains("już 27 min") && m.contains("14 (próg 10)"),
+            "{m}"
+        );
+    }
+
+    #[test]
     fn the_daily_report_lists_every_figure() {
         let r = json!({"day": "2026-11-19", "time_zone": "Europe/Warsaw", "webhooks_received": 1200,
             "webhooks_processed": 1198, "webhooks_failed": 2, "webhooks_rejected": 3, "webhooks_duplicates": 1,
