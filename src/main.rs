@@ -70,7 +70,7 @@ enum Command {
         to: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Simulate Callyzer (webhooks, history API) and BPMsoft, and serve the console (local demo, load).
-    Simulate(callsync::simulate::SimulateArgs),
+    Simulate(Box<callsync::simulate::SimulateArgs>),
 }
 
 #[tokio::main]
@@ -156,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Simulate(args) => {
             telemetry::init(telemetry::LogFormat::Pretty);
             let token = shutdown::on_signal().context("installing signal handlers")?;
-            callsync::simulate::run(args, token).await?;
+            callsync::simulate::run(*args, token).await?;
         }
     }
     Ok(())
