@@ -45,8 +45,8 @@ pub struct Seen {
 
 #[derive(Default)]
 pub struct State {
-    /// (synced_at as UNIX seconds, API row)
-    pub calls: Mutex<Vec<(i64, Value)>>,
+    /// (synced_at as UNIX seconds, "CC-NUMBER" of the employee, API row), sorted
+    pub calls: Mutex<Vec<(i64, String, Value)>>,
     /// page_no -> faults answered in turn before the page itself
     pub faults: Mutex<HashMap<i64, VecDeque<Fault>>>,
     /// a fault for every request (e.g. a revoked token)
@@ -127,33 +127,26 @@ impl Respond for Responder {
             return answer(400, bad("emp_numbers must be CC-NUMBER"));
         }
 
-        let matching: Vec<Value> = {
+        // rows are kept sorted by (synced_at, id); only the asked page is cloned
+        let (total, rows) = {
             let calls = s.calls.lock().unwrap();
-            let mut m: Vec<&(i64, Value)> = calls
+            let start = ((page_no - 1) * page_size) as usize;
+            let mut total = 0usize;
+            let mut rows = Vec::new();
+            for (_, row) in calls
                 .iter()
-                .filter(|(synced, row)| {
-                    *synced >= from
-                        && *synced <= to
-                        && emp_numbers.contains(&format!(
-                            "{}-{}",
-                            row["emp_country_code"].as_str().unwrap_or(""),
-                            row["emp_number"].as_str().unwrap_or("")
-                        ))
+                .filter(|(synced, key, _)| {
+                    *synced >= from && *synced <= to && emp_numbers.contains(key)
                 })
-                .collect();
-            m.sort_by(|a, b| {
-                a.0.cmp(&b.0)
-                    .then(a.1["id"].as_str().cmp(&b.1["id"].as_str()))
-            });
-            m.into_iter().map(|(_, row)| row.clone()).collect()
+                .map(|(synced, _, row)| (synced, row))
+            {
+                if total >= start && rows.len() < page_size as usize {
+                    rows.push(row.clone());
+                }
+                total += 1;
+            }
+            (total, rows)
         };
-        let total = matching.len();
-        let start = ((page_no - 1) * page_size) as usize;
-        let rows: Vec<Value> = matching
-            .into_iter()
-            .skip(start)
-            .take(page_size as usize)
-            .collect();
         let page = json!({"message": "Success", "total_records": total, "result": rows});
         match fault {
             None => answer(200, ResponseTemplate::new(200).set_body_json(page)),
@@ -217,8 +210,17 @@ impl FakeCallyzer {
             .unwrap()
             .and_utc()
             .timestamp();
-            calls.push((synced, row.clone()));
+            let key = format!(
+                "{}-{}",
+                row["emp_country_code"].as_str().unwrap_or(""),
+                row["emp_number"].as_str().unwrap_or("")
+            );
+            calls.push((synced, key, row.clone()));
         }
+        calls.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(a.2["id"].as_str().cmp(&b.2["id"].as_str()))
+        });
     }
 
     /// Answers `page_no` with `faults` in turn before serving it.

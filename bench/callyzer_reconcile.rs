@@ -1,0 +1,192 @@
+//! Callyzer reconciliation benchmark (issue 4), one run, one private PostgreSQL
+//! 15 cluster, the real `callsync worker` process (release build):
+//!
+//!   cargo bench --bench callyzer_reconcile          100,000 calls each way
+//!   BENCH_CALLS=20000 cargo bench --bench callyzer_reconcile
+//!
+//! (1) webhook path: BENCH_CALLS calls as deliveries of 100 stored through
+//!     `public.ingest_callyzer_webhook` while the worker is stopped; then the
+//!     worker is started and timed until every delivery is processed.
+//! (2) reconciliation: BENCH_CALLS other calls served by the fake Callyzer API
+//!     (tests/fake_callyzer) in pages of 100, the page kind's rate limit set to
+//!     zero; one run started as pg_cron starts it, timed until it succeeded.
+//! Both apply through the same SQL (advisors, labels, time zone, matching
+//! against 20,000 lead phones, unmatched parking). The worker's peak resident
+//! memory (VmHWM of its process) is read after each phase.
+#![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
+#[path = "../tests/common/mod.rs"]
+#[allow(unused_imports)]
+mod common;
+#[path = "../tests/fake_callyzer/mod.rs"]
+mod fake_callyzer;
+
+use common::{wait_until, Cluster, TestDb};
+use fake_callyzer::{api_row, webhook_body, FakeCallyzer, TOKEN};
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PAGE: usize = 100;
+const ADVISORS: usize = 20;
+
+fn env_or(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn advisor(i: usize) -> (String, String, String) {
+    (
+        format!("SALES-{i:02}"),
+        "48".into(),
+        format!("6001002{i:02}"),
+    )
+}
+
+fn rows(prefix: &str, n: usize) -> Vec<Value> {
+    let now = chrono::Utc::now();
+    (0..n)
+        .map(|i| {
+            let (code, cc, number) = advisor(i % ADVISORS);
+            api_row(
+                &format!("{prefix}-{i:07}"),
+                (&code, &cc, &number),
+                // 40,000 client numbers; the leads hold the first 20,000
+                &format!("601{:06}", i % 40_000),
+                now,
+                60 + (i as i64 % 72_000),
+            )
+        })
+        .collect()
+}
+
+/// Peak resident memory of a process, in MiB.
+fn peak_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn spawn_worker(db: &TestDb, api: &FakeCallyzer) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_callsync"))
+        .arg("worker")
+        .env("DATABASE_URL", db.url("callsync_worker"))
+        .env("CALLYZER_API_TOKEN", TOKEN)
+        .env("CALLYZER_API_BASE_URL", api.base_url())
+        .env("WORKER_ID", "bench")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the callsync worker (cargo build --release --bins)")
+}
+
+#[tokio::main]
+async fn main() {
+    let n = env_or("BENCH_CALLS", 100_000);
+    eprintln!("starting a private cluster…");
+    let cluster = Cluster::start_private("bench-reconcile");
+    cluster.create_migrated_db("bench");
+    let db = TestDb::on(cluster.clone(), "bench");
+    let mut fixture = String::from(
+        "insert into callsync.advisor (name, emp_code, country_code, phone_number, phone_e164, last_synced_at) values ",
+    );
+    for i in 0..ADVISORS {
+        let (code, cc, number) = advisor(i);
+        fixture.push_str(&format!(
+            "{}('Advisor {i}', '{code}', '{cc}', '{number}', '+{cc}{number}', now() - interval '2 hours')",
+            if i == 0 { "" } else { ", " }
+        ));
+    }
+    fixture.push_str(";
+        insert into callsync.lead (name, advisor_id) select 'Lead ' || g, 1 + g % 20 from generate_series(0, 19999) as g;
+        insert into callsync.lead_phone (lead_id, raw) select id, '+48601' || lpad((id - 1)::text, 6, '0') from callsync.lead;
+        update callsync.job_kind set min_interval = interval '0' where kind = 'callyzer_reconcile_page';
+        analyze;");
+    db.exec(&fixture).await;
+
+    let api = FakeCallyzer::start().await;
+    api.add(&rows("api", n));
+
+    // (1) the webhook path on a backlog of deliveries
+    let webhook = rows("wh", n);
+    let client = db.pool.get().await.unwrap();
+    for chunk in webhook.chunks(PAGE) {
+        client
+            .execute(
+                "select public.ingest_callyzer_webhook($1)",
+                &[&webhook_body(chunk).to_string()],
+            )
+            .await
+            .unwrap();
+    }
+    let mut worker = spawn_worker(&db, &api);
+    let started = Instant::now();
+    wait_until(
+        "webhook backlog processed",
+        Duration::from_secs(1800),
+        || async {
+            db.scalar::<i64>(
+                "select count(*) from callsync.webhook_event where status <> 'processed'",
+            )
+            .await
+                == 0
+        },
+    )
+    .await;
+    let webhook_secs = started.elapsed().as_secs_f64();
+    let webhook_peak = peak_mib(worker.id());
+
+    // (2) one reconciliation over the same number of calls
+    let started = Instant::now();
+    let run: i64 = db
+        .scalar("select callsync.callyzer_reconcile_start()")
+        .await;
+    let done =
+        format!("select outcome <> 'running' from callsync.callyzer_sync_run where id = {run}");
+    wait_until(
+        "reconciliation finished",
+        Duration::from_secs(1800),
+        || async { db.scalar::<bool>(&done).await },
+    )
+    .await;
+    let reconcile_secs = started.elapsed().as_secs_f64();
+    let total_peak = peak_mib(worker.id());
+    let _ = worker.kill();
+    let _ = worker.wait();
+
+    let outcome: String = db
+        .scalar(&format!("select outcome || coalesce(': ' || error, '') from callsync.callyzer_sync_run where id = {run}"))
+        .await;
+    let (pages, fetched, new): (i64, i64, i64) = {
+        let row = client
+            .query_one(
+                "select pages::bigint, fetched::bigint, new::bigint from public.callyzer_sync_log where id = $1",
+                &[&run],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1), row.get(2))
+    };
+    let matched: i64 = db
+        .scalar("select count(*) from callsync.call where source = 'api' and lead_id is not null")
+        .await;
+
+    println!("\ncallyzer reconciliation: {n} calls each way, pages of {PAGE}, rate limit 0 (same cluster, same run)");
+    println!(
+        "  (1) webhook path, worker on a backlog of {} deliveries  {:>8.0} calls/s  ({webhook_secs:.2} s)",
+        n / PAGE,
+        n as f64 / webhook_secs
+    );
+    println!(
+        "  (2) reconciliation, one run of {pages} pages              {:>8.0} calls/s  ({reconcile_secs:.2} s)",
+        n as f64 / reconcile_secs
+    );
+    println!("      run: {outcome}; fetched {fetched}, new {new}, {matched} matched to leads");
+    println!("  worker peak memory (VmHWM): {webhook_peak:.1} MiB after (1), {total_peak:.1} MiB after (2)");
+    println!("  targets: reconciliation >= 20,000 calls/s, worker peak < 100 MB");
+}
