@@ -636,11 +636,7 @@ async fn no_role_reads_beyond_its_rights_and_none_writes_anything() {
 
             // write: insert a copy, update everything, delete everything
             for (method, path, body) in [
-                (
-                    reqwest::Method::POST,
-                    format!("{rel}"),
-                    Some(sample.clone()),
-                ),
+                (reqwest::Method::POST, rel.to_string(), Some(sample.clone())),
                 (
                     reqwest::Method::PATCH,
                     format!("{rel}?{first_col}=not.is.null"),
@@ -651,7 +647,7 @@ async fn no_role_reads_beyond_its_rights_and_none_writes_anything() {
                     format!("{rel}?{first_col}=not.is.null"),
                     None,
                 ),
-                (reqwest::Method::DELETE, format!("{rel}"), None),
+                (reqwest::Method::DELETE, rel.to_string(), None),
             ] {
                 tried += 1;
                 let (status, text, _) = send(
