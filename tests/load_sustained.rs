@@ -47,6 +47,8 @@ struct Second {
     sent: u64,
     acks_ms: Vec<f64>,
     backlog: Option<i64>,
+    /// Deliveries due by then and not yet acknowledged (queued at the edge).
+    unacknowledged: u64,
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -86,9 +88,12 @@ async fn run(rate: u64, secs: u64) {
         .build()
         .unwrap();
 
-    // backlog sampler: stored deliveries not processed yet, once a second
+    // backlog sampler: stored deliveries not processed yet, and deliveries due
+    // but not yet acknowledged, once a second
+    let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let pool = stack.db.pool.clone();
     let samples = seconds.clone();
+    let acked_seen = acked.clone();
     let sampler = tokio::spawn(async move {
         let c = pool.get().await.unwrap();
         let start = Instant::now();
@@ -105,7 +110,11 @@ async fn run(rate: u64, secs: u64) {
                 .await
                 .unwrap()
                 .get(0);
-            samples.lock().unwrap()[s as usize].backlog = Some(n);
+            let due = (s * rate).min(total);
+            let done = acked_seen.load(std::sync::atomic::Ordering::Relaxed);
+            let mut slot = samples.lock().unwrap();
+            slot[s as usize].backlog = Some(n);
+            slot[s as usize].unacknowledged = due.saturating_sub(done);
         }
     });
 
@@ -126,7 +135,7 @@ async fn run(rate: u64, secs: u64) {
         .to_string();
         let (http, url, seconds, retries) =
             (http.clone(), url.clone(), seconds.clone(), retries.clone());
-        let (refusals, in_flight) = (refusals.clone(), in_flight.clone());
+        let (refusals, in_flight, acked) = (refusals.clone(), in_flight.clone(), acked.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = in_flight.acquire().await.unwrap();
             loop {
@@ -151,6 +160,7 @@ async fn run(rate: u64, secs: u64) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             let ack = due.elapsed().as_secs_f64() * 1000.0;
+            acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let bucket = (due - start).as_secs() as usize;
             let mut s = seconds.lock().unwrap();
             s[bucket].sent += 1;
@@ -208,10 +218,12 @@ async fn run(rate: u64, secs: u64) {
         .map(|(t, s)| {
             let mut a = s.acks_ms.clone();
             a.sort_by(f64::total_cmp);
-            json!({"t": t, "sent": s.sent, "ack_p50_ms": pct(&a, 0.5), "ack_p99_ms": pct(&a, 0.99), "backlog": s.backlog})
+            json!({"t": t, "sent": s.sent, "ack_p50_ms": pct(&a, 0.5), "ack_p99_ms": pct(&a, 0.99),
+                   "backlog": s.backlog, "unacknowledged": s.unacknowledged})
         })
         .collect();
     let max_backlog = seconds.iter().filter_map(|s| s.backlog).max().unwrap_or(0);
+    let max_unacked = seconds.iter().map(|s| s.unacknowledged).max().unwrap_or(0);
     let figures = json!({
         "rate_per_s": rate,
         "seconds": secs,
@@ -224,7 +236,8 @@ async fn run(rate: u64, secs: u64) {
         "ack_p50_ms": pct(&all, 0.50),
         "ack_p99_ms": pct(&all, 0.99),
         "ack_max_ms": all.last().copied().unwrap_or(0.0),
-        "max_backlog": max_backlog,
+        "max_backlog_stored_unprocessed": max_backlog,
+        "max_due_unacknowledged": max_unacked,
         "drain_after_send_s": drain.as_secs_f64(),
         "calls_stored": stored,
         "events_processed": events,
@@ -252,8 +265,9 @@ async fn run(rate: u64, secs: u64) {
     assert!(!worker_log.contains("panicked"), "the worker panicked");
 }
 
-/// Acknowledgement p99 (ms, left axis) and backlog (deliveries, right axis)
-/// per second, as a self-contained SVG.
+/// Acknowledgement p99 (ms, left axis), the stored-but-unprocessed backlog and
+/// the due-but-unacknowledged queue (deliveries, right axis) per second, as a
+/// self-contained SVG.
 fn svg(rate: u64, seconds: &[Second]) -> String {
     let (w, h, m) = (900.0, 360.0, 60.0);
     let n = seconds.len().max(2) as f64;
@@ -270,7 +284,13 @@ fn svg(rate: u64, seconds: &[Second]) -> String {
         .map(|s| s.backlog.unwrap_or(0) as f64)
         .collect();
     let max_p = p99.iter().copied().fold(1.0, f64::max) * 1.1;
-    let max_b = backlog.iter().copied().fold(1.0, f64::max) * 1.1;
+    let unacked: Vec<f64> = seconds.iter().map(|s| s.unacknowledged as f64).collect();
+    let max_b = backlog
+        .iter()
+        .chain(unacked.iter())
+        .copied()
+        .fold(1.0, f64::max)
+        * 1.1;
     let x = |i: usize| m + (w - 2.0 * m) * i as f64 / (n - 1.0);
     let line = |vals: &[f64], max: f64| {
         vals.iter()
@@ -291,8 +311,10 @@ fn svg(rate: u64, seconds: &[Second]) -> String {
 <text x="{rl}" y="{m}" fill="#2471a3">{max_b:.0}</text><text x="{rl}" y="{b}" fill="#2471a3">0</text>
 <polyline fill="none" stroke="#c0392b" stroke-width="1.5" points="{p}"/>
 <polyline fill="none" stroke="#2471a3" stroke-width="1.5" points="{q}"/>
+<polyline fill="none" stroke="#7d3c98" stroke-width="1.5" stroke-dasharray="4 3" points="{u}"/>
 <text x="{m}" y="{lg}" fill="#c0392b">— acknowledgement p99 per second (ms, left)</text>
-<text x="{mid}" y="{lg}" fill="#2471a3">— backlog: stored, not yet processed (right)</text>
+<text x="{m}" y="{lg2}" fill="#2471a3">— backlog: stored, not yet processed (deliveries, right)</text>
+<text x="{mid}" y="{lg2}" fill="#7d3c98">- - due, not yet acknowledged (deliveries, right)</text>
 </svg>
 "##,
         secs = seconds.len() - 1,
@@ -300,10 +322,12 @@ fn svg(rate: u64, seconds: &[Second]) -> String {
         r = w - m,
         lb = h - m + 16.0,
         rl = w - m + 6.0,
-        lg = h - 12.0,
+        lg = h - 24.0,
+        lg2 = h - 8.0,
         mid = w / 2.0,
         p = line(&p99, max_p),
         q = line(&backlog, max_b),
+        u = line(&unacked, max_b),
     )
 }
 
