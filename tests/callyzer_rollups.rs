@@ -1,0 +1,302 @@
+//! The team-statistics rollups (`callsync.call_day_stat`, `call_day_client`)
+//! stay exactly equal to a scan of `callsync.call` through inserts, newer
+//! copies that move a call (type, duration, day, client, advisor), re-matching,
+//! a deleted lead, a deleted call and a time-zone change; and
+//! `public.team_call_stats` answers exactly what the original scanning version
+//! (migration 20261120100200, loaded from its file) answers, for aligned,
+//! unaligned and shorter-than-a-day periods.
+#![allow(clippy::unwrap_used)]
+mod common;
+
+use callsync::domain::call_record::parse_delivery;
+use callsync::jobs::callyzer_delivery::{apply_calls, CallSource};
+use common::*;
+use serde_json::{json, Value};
+
+/// The original `team_call_stats` (a scan of `callsync.call`), renamed.
+fn scanning_reference() -> String {
+    let text = std::fs::read_to_string(
+        root().join("supabase/migrations/20261120100200_create_callyzer_screens.sql"),
+    )
+    .unwrap();
+    let start = text
+        .find("create function public.team_call_stats(")
+        .unwrap();
+    let end = start + text[start..].find("\n$$;").unwrap() + 4;
+    text[start..end].replace(
+        "create function public.team_call_stats(",
+        "create function public.team_call_stats_scan(",
+    )
+}
+
+/// Rows of the rollups that differ from a fresh aggregation of the calls.
+const ROLLUP_DIFF: &str = "
+    with tz as (select callsync.call_rollup_zone() as tz),
+    fresh_stat as (
+        select coalesce(c.advisor_id, 0) as advisor_id, (c.called_at at time zone tz.tz)::date as day,
+               count(*) filter (where c.call_type = 'Incoming')::int as incoming,
+               count(*) filter (where c.call_type = 'Outgoing')::int as outgoing,
+               count(*) filter (where c.call_type = 'Missed')::int as missed,
+               count(*) filter (where c.call_type = 'Rejected')::int as rejected,
+               count(*) filter (where c.call_type not in ('Incoming', 'Outgoing', 'Missed', 'Rejected'))::int as other,
+               count(*)::int as total_calls, sum(c.duration_s)::bigint as total_duration_s,
+               count(c.lead_id)::int as matched_calls
+        from callsync.call as c, tz group by 1, 2
+    ), fresh_client as (
+        select coalesce(c.advisor_id, 0) as advisor_id, (c.called_at at time zone tz.tz)::date as day,
+               substr(c.client_e164, 2)::bigint as client, count(*)::int as calls
+        from callsync.call as c, tz where c.client_e164 is not null group by 1, 2, 3
+    )
+    select (select count(*) from ((select * from fresh_stat except all select * from callsync.call_day_stat)
+                                  union all
+                                  (select * from callsync.call_day_stat except all select * from fresh_stat)) as d)
+         + (select count(*) from ((select * from fresh_client except all select * from callsync.call_day_client)
+                                  union all
+                                  (select * from callsync.call_day_client except all select * from fresh_client)) as d)";
+
+/// Periods that cover whole local days, cut days at both ends, a single
+/// partial day, an empty period and a DST change (Europe/Warsaw, 2026-03-29).
+const PERIODS: &[(&str, &str)] = &[
+    ("2026-03-01T00:00:00+01:00", "2026-04-01T00:00:00+02:00"),
+    ("2026-03-27T13:30:00Z", "2026-03-30T08:15:00Z"),
+    ("2026-03-28T09:00:00Z", "2026-03-28T17:00:00Z"),
+    ("2026-03-28T23:00:00Z", "2026-03-29T23:00:00Z"),
+    ("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+    ("2026-03-29T12:00:00Z", "2026-03-29T12:00:00Z"),
+];
+
+async fn assert_exact(db: &TestDb, phase: &str) {
+    let diff: i64 = db.scalar(ROLLUP_DIFF).await;
+    assert_eq!(
+        diff, 0,
+        "{phase}: the rollups differ from a scan of the calls"
+    );
+    for (from, to) in PERIODS {
+        for team in ["null", "1", "2"] {
+            let args = format!("'{from}'::timestamptz, '{to}'::timestamptz, {team}::bigint");
+            let sql = format!(
+                "select (select count(*) from (
+                     (select * from public.team_call_stats({args}) except all select * from public.team_call_stats_scan({args}))
+                     union all
+                     (select * from public.team_call_stats_scan({args}) except all select * from public.team_call_stats({args}))) as d)
+                 + abs((select count(*) from public.team_call_stats({args})) - (select count(*) from public.team_call_stats_scan({args})))"
+            );
+            let d: i64 = db.scalar(&sql).await;
+            assert_eq!(
+                d, 0,
+                "{phase}: team_call_stats({from}, {to}, {team}) differs from the scan"
+            );
+        }
+    }
+}
+
+/// One call log in Callyzer's format.
+fn log(
+    id: &str,
+    client: &str,
+    kind: &str,
+    duration: i64,
+    date: &str,
+    time: &str,
+    modified: &str,
+) -> Value {
+    json!({"id": id, "client_number": client, "client_country_code": "48", "duration": duration,
+           "call_type": kind, "call_date": date, "call_time": time, "modified_at": modified})
+}
+
+async fn deliver(db: &TestDb, body: Value) {
+    let d = parse_delivery(&body, "48").unwrap();
+    let worker = db.worker_pool.get().await.unwrap();
+    apply_calls(&worker, None, &d.records, &d.problems, CallSource::Webhook)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn rollups_equal_a_scan_after_inserts_updates_rematching_and_deletes() {
+    let db = TestDb::new().await;
+    db.exec(&scanning_reference()).await;
+    db.exec(
+        "insert into callsync.team (name) values ('A'), ('B');
+         insert into callsync.advisor (name, emp_code, team_id) values ('a1', 'E1', 1), ('a2', 'E2', 1), ('b1', 'E3', 2);
+         insert into callsync.lead (name, advisor_id) values ('L1', 1), ('L2', 3);
+         insert into callsync.lead_phone (lead_id, raw) values (1, '601000001'), (2, '601000002');",
+    )
+    .await;
+    assert_exact(&db, "empty").await;
+
+    // inserts: three advisors and one Callyzer has not told us about, every type,
+    // an unknown type, an unreadable number, calls around midnight and the DST change
+    let m0 = "2026-03-01 00:00:00";
+    let mut e1 = Vec::new();
+    let mut e2 = Vec::new();
+    for i in 0..40 {
+        let day = format!("2026-03-{:02}", 26 + i % 5);
+        let time = [
+            "00:00:00", "00:30:00", "01:59:59", "02:30:00", "12:00:00", "23:59:59",
+        ][i % 6];
+        let kind = ["Incoming", "Outgoing", "Missed", "Rejected", "Voicemail"][i % 5];
+        let client = [
+            "601000001",
+            "601000002",
+            "601000003",
+            "601000004",
+            "not a number",
+        ][i % 5];
+        e1.push(log(
+            &format!("r-{i}"),
+            client,
+            kind,
+            (i * 7) as i64,
+            &day,
+            time,
+            m0,
+        ));
+        e2.push(log(
+            &format!("s-{i}"),
+            ["601000001", "601000005"][i % 2],
+            kind,
+            60,
+            &day,
+            time,
+            m0,
+        ));
+    }
+    deliver(
+        &db,
+        json!([{"emp_code": "E1", "call_logs": e1},
+               {"emp_code": "E2", "call_logs": e2},
+               {"emp_code": "E3", "call_logs": [log("t-1", "601000002", "Outgoing", 5, "2026-03-28", "23:30:00", m0)]},
+               {"emp_code": "NEW", "call_logs": [log("u-1", "601000009", "Incoming", 9, "2026-03-28", "10:00:00", m0)]}]),
+    )
+    .await;
+    assert_exact(&db, "after inserts").await;
+
+    // newer copies: a changed type and duration, a call moved to another day, a
+    // changed client, a call now under another advisor, a copy that changes
+    // nothing counted (a recording URL), and an older copy that must not apply
+    let m1 = "2026-03-31 00:00:00";
+    let mut moved = log(
+        "r-1",
+        "601000004",
+        "Missed",
+        0,
+        "2026-03-26",
+        "00:30:00",
+        m1,
+    );
+    moved["call_recording_url"] = json!("https://rec.example/r-1.mp3");
+    let mut same = log(
+        "r-2",
+        "601000003",
+        "Missed",
+        14,
+        "2026-03-28",
+        "01:59:59",
+        m1,
+    );
+    same["call_recording_url"] = json!("https://rec.example/r-2.mp3");
+    deliver(
+        &db,
+        json!([{"emp_code": "E1", "call_logs": [
+                    moved, same,
+                    log("r-3", "601000004", "Rejected", 21, "2026-03-29", "23:59:59", m1),
+                    log("r-4", "601000009", "Voicemail", 28, "2026-03-30", "00:00:00", m1),
+                    log("r-0", "601000001", "Incoming", 0, "2026-03-26", "00:00:00", "2026-02-01 00:00:00")]},
+               {"emp_code": "E3", "call_logs": [log("s-5", "601000002", "Outgoing", 61, "2026-03-27", "02:30:00", m1)]}]),
+    )
+    .await;
+    assert_exact(&db, "after newer copies").await;
+    assert_eq!(
+        db.scalar::<i64>("select advisor_id from callsync.call where id = 's-5'")
+            .await,
+        3,
+        "the copy moved s-5 to another advisor"
+    );
+
+    // re-matching: a new lead phone picks up waiting calls; a deleted lead and a
+    // deleted advisor leave their calls unmatched / without an advisor
+    db.exec(
+        "insert into callsync.lead (name, advisor_id) values ('L3', 2);
+         insert into callsync.lead_phone (lead_id, raw) values (3, '601000005');
+         select callsync.rematch_unmatched_calls(array['+48601000005'], 1000);",
+    )
+    .await;
+    assert_exact(&db, "after re-matching").await;
+    db.exec("delete from callsync.lead where id = 1").await;
+    assert_exact(&db, "after deleting a lead").await;
+    db.exec("delete from callsync.advisor where emp_code = 'NEW'")
+        .await;
+    assert_exact(&db, "after deleting an advisor").await;
+    db.exec("delete from callsync.call where id in ('r-5', 'r-6', 's-7')")
+        .await;
+    assert_exact(&db, "after deleting calls").await;
+
+    // another account time zone moves every local day: the rollups follow
+    db.exec("update callsync.setting set value = '\"America/New_York\"' where key = 'callyzer.account_time_zone'")
+        .await;
+    assert_exact(&db, "after a time-zone change").await;
+    db.exec("truncate callsync.call cascade").await;
+    assert_eq!(
+        db.scalar::<i64>(
+            "select (select count(*) from callsync.call_day_stat) + (select count(*) from callsync.call_day_client)"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn the_worker_role_cannot_read_or_write_the_rollups_and_users_see_their_own() {
+    let db = TestDb::new().await;
+    let worker = db.worker_pool.get().await.unwrap();
+    for sql in [
+        "select * from callsync.call_day_stat",
+        "select * from callsync.call_day_client",
+        "select callsync.call_rollups_rebuild()",
+        "delete from callsync.call_day_stat",
+    ] {
+        assert!(
+            worker.execute(sql, &[]).await.is_err(),
+            "{sql} as the worker"
+        );
+    }
+    // RLS: an advisor sees their own day rows only
+    db.exec(
+        "insert into callsync.team (name) values ('A');
+         insert into callsync.advisor (name, emp_code, team_id) values ('a1', 'E1', 1), ('a2', 'E2', 1);
+         insert into callsync.app_user (user_id, role, advisor_id) values ('00000000-0000-4000-8000-000000000001', 'advisor', 1);",
+    )
+    .await;
+    deliver(
+        &db,
+        json!([{"emp_code": "E1", "call_logs": [log("v-1", "601000001", "Incoming", 5, "2026-03-02", "10:00:00", "2026-03-02 10:00:00")]},
+               {"emp_code": "E2", "call_logs": [log("v-2", "601000001", "Incoming", 5, "2026-03-02", "10:00:00", "2026-03-02 10:00:00")]}]),
+    )
+    .await;
+    let c = db.pool.get().await.unwrap();
+    c.batch_execute(
+        "begin; set local role authenticated;
+         select set_config('request.jwt.claims', '{\"sub\":\"00000000-0000-4000-8000-000000000001\",\"role\":\"authenticated\"}', true);",
+    )
+    .await
+    .unwrap();
+    let own: i64 = c
+        .query_one(
+            "select count(*) from callsync.call_day_stat where advisor_id = 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let all: i64 = c
+        .query_one(
+            "select (select count(*) from callsync.call_day_stat) + (select count(*) from callsync.call_day_client)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    c.batch_execute("rollback").await.unwrap();
+    assert_eq!((own, all), (1, 2), "an advisor sees only their own rows");
+}
