@@ -209,6 +209,28 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn a_client_records_its_outside_calls_with_one_line() {
+        use wiremock::{matchers::any, Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&server)
+            .await;
+        let http = reqwest::Client::new();
+        let sent = http.get(server.uri()).send().await;
+        record_response("unit_wire", &sent);
+        let refused = http.get("http://127.0.0.1:1/").send().await;
+        record_response("unit_wire", &refused);
+        let mut out = String::new();
+        render(&mut out);
+        assert!(
+            out.contains("callsync_external_requests_total{system=\"unit_wire\",status=\"503\"} 1")
+        );
+        assert!(out
+            .contains("callsync_external_requests_total{system=\"unit_wire\",status=\"error\"} 1"));
+    }
+
     #[test]
     fn label_values_are_escaped() {
         let mut out = String::new();
