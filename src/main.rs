@@ -141,7 +141,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Ops(command) => {
             let url = std::env::var("DATABASE_URL")
                 .context("DATABASE_URL is required (an operator role: see docs/runbooks.md)")?;
-            println!("{}", callsync::ops::run(&db::pool(&url, 1)?, command).await?);
+            println!(
+                "{}",
+                callsync::ops::run(&db::pool(&url, 1)?, command).await?
+            );
         }
         Command::Reconcile { from, to } => {
             let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
