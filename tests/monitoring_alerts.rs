@@ -404,7 +404,10 @@ async fn a_failing_and_a_hanging_channel_are_retried_a_bounded_number_of_times_w
             callsync::jobs::callyzer_delivery::KIND,
             callsync::jobs::callyzer_delivery::CallyzerDelivery::new(db.worker_pool.clone()),
         );
-    let w = RunningWorker::spawn(&db, handlers, test_options("channels"));
+    // a lease long enough that a loaded machine cannot make it expire mid-attempt
+    let mut opts = test_options("channels");
+    opts.lease = Duration::from_secs(60);
+    let w = RunningWorker::spawn(&db, handlers, opts);
     db.exec("select callsync.raise_alert('callyzer_auth', 'Callyzer odrzuca klucz API (401).')")
         .await;
 

@@ -314,32 +314,30 @@ impl Handler for NotifyAdmin {
                 .iter()
                 .filter(|c| !done.iter().any(|d| d == c.name().as_str()))
                 .collect();
-            // all channels at once: one slow channel does not delay the other
-            let deliveries =
-                futures_util::future::join_all(pending.iter().map(|c| c.send(&text))).await;
-
-            let mut retry = Vec::new();
-            let mut refused = Vec::new();
-            for (channel, d) in pending.iter().zip(deliveries) {
+            // all channels at once, each recorded as soon as it answers: a slow
+            // channel neither delays the other nor keeps its result unrecorded
+            let client = &client;
+            let record = &record;
+            let text = &text;
+            let results = futures_util::future::join_all(pending.iter().map(|channel| async move {
+                let d = channel.send(text).await;
                 let name = channel.name().as_str();
                 let (status, error) = match &d.outcome {
                     Outcome::Sent => ("sent", None),
                     Outcome::Failed(e) => {
                         tracing::warn!(channel = name, error = %e, "admin notification failed; will retry");
-                        retry.push(format!("{name}: {e}"));
                         ("failed", Some(e.clone()))
                     }
                     Outcome::Refused(e) => {
                         tracing::error!(channel = name, error = %e, "admin notification refused");
-                        refused.push(format!("{name}: {e}"));
                         ("refused", Some(e.clone()))
                     }
                 };
                 let http_status = d.http_status.map(i32::from);
                 let ms = i32::try_from(d.duration.as_millis()).unwrap_or(i32::MAX);
-                client
+                let recorded = client
                     .execute(
-                        &record,
+                        record,
                         &[
                             &job.id.0,
                             &job.attempt,
@@ -353,8 +351,23 @@ impl Handler for NotifyAdmin {
                             &Some(ms),
                         ],
                     )
-                    .await
-                    .map_err(JobError::retryable)?;
+                    .await;
+                (name, d.outcome, recorded)
+            }))
+            .await;
+
+            let mut retry = Vec::new();
+            let mut refused = Vec::new();
+            for (name, outcome, recorded) in results {
+                match outcome {
+                    Outcome::Sent => {}
+                    Outcome::Failed(e) => retry.push(format!("{name}: {e}")),
+                    Outcome::Refused(e) => refused.push(format!("{name}: {e}")),
+                }
+                // an unrecorded success would be sent again by the retry: say so
+                recorded.map_err(|e| {
+                    JobError::Retryable(format!("{name}: delivery not recorded: {e}"))
+                })?;
             }
             if !retry.is_empty() {
                 retry.extend(refused);
