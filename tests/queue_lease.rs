@@ -152,11 +152,12 @@ async fn a_long_job_keeps_its_lease_by_heartbeat() {
         .await
         .unwrap();
     let recorder = Recorder {
-        hold: Some(Duration::from_millis(2500)),
+        hold: Some(Duration::from_millis(7000)), // more than two leases long
         ..Recorder::default()
     };
     let mut opts = test_options("w");
-    opts.lease = Duration::from_millis(900); // renewed every 300 ms
+    // renewed every second; two seconds of slack for a loaded machine
+    opts.lease = Duration::from_millis(3000);
     let w = RunningWorker::spawn(
         &db,
         Handlers::new().register("long", recorder.clone()),
@@ -166,7 +167,7 @@ async fn a_long_job_keeps_its_lease_by_heartbeat() {
     let store = db.store();
     wait_until(
         "the long job completes",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         || async {
             store.rescue_expired().await.unwrap();
             count_state(&db, "completed").await == 1

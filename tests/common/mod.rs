@@ -156,7 +156,7 @@ impl TestDb {
     pub fn on(cluster: Cluster, name: &str) -> TestDb {
         TestDb {
             pool: callsync::db::pool(&cluster.url("postgres", name), 8).expect("pool"),
-            worker_pool: callsync::db::pool(&cluster.url("callsync_worker", name), 16)
+            worker_pool: callsync::db::pool(&cluster.url("callsync_worker", name), 32)
                 .expect("pool"),
             name: name.to_string(),
             cluster,
@@ -278,7 +278,7 @@ pub fn test_options(id: &str) -> WorkerOptions {
         worker_id: id.to_string(),
         concurrency: 16,
         poll_interval: Duration::from_millis(200),
-        lease: Duration::from_secs(5),
+        lease: Duration::from_secs(30), // long: a loaded CI machine must not outrun it (tests of expiry set their own)
         drain_deadline: Duration::from_secs(5),
         backoff: Backoff {
             base: Duration::from_millis(1),
