@@ -4,8 +4,10 @@
 //! run it; nothing here builds SQL.
 //!
 //! TLS follows libpq's `sslmode` in `DATABASE_URL`: `disable` never encrypts;
-//! `prefer` (the default) encrypts when the server offers it, so a local
-//! loopback server without TLS keeps working; `require` insists on TLS.
+//! `prefer` (libpq's default) encrypts when the server offers it; `require`
+//! insists on TLS. A URL without `sslmode` whose hosts are all loopback
+//! (the local stack, the tests) stays plain: TLS buys nothing there and its
+//! extra round trip per connection is felt on a loaded machine.
 //! As in libpq, the server's certificate is verified only when asked to:
 //! `sslmode=verify-full` (or `verify-ca`, treated the same) or an
 //! `sslrootcert=<path to PEM>` parameter. Hosted Supabase signs its database
@@ -68,6 +70,9 @@ pub fn parse(url: &str) -> Result<(tokio_postgres::Config, Tls), DbError> {
     if tls.verify && cfg.get_ssl_mode() == SslMode::Prefer {
         cfg.ssl_mode(SslMode::Require); // verifying a certificate means insisting on one
     }
+    if !tls.mode_given && only_loopback(&cfg) {
+        cfg.ssl_mode(SslMode::Disable);
+    }
     Ok((cfg, connector(&tls)?))
 }
 
@@ -117,6 +122,25 @@ pub fn url_port(url: &str) -> Option<u16> {
 struct TlsOptions {
     verify: bool,
     root_cert: Option<String>,
+    /// The URL says `sslmode` itself (otherwise loopback stays plain).
+    mode_given: bool,
+}
+
+/// Every host is a loopback TCP address (`localhost`, `127.x`, `::1`).
+fn only_loopback(cfg: &tokio_postgres::Config) -> bool {
+    use tokio_postgres::config::Host;
+    !cfg.get_hosts().is_empty()
+        && cfg.get_hosts().iter().all(|h| match h {
+            Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .trim_matches(|c| c == '[' || c == ']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            #[allow(unreachable_patterns)] // Host::Unix exists on unix only
+            _ => false,
+        })
 }
 
 /// Takes libpq's `sslrootcert` and `sslmode=verify-ca|verify-full|allow` out of a
@@ -124,12 +148,17 @@ struct TlsOptions {
 /// connection strings pass through unchanged.
 fn split_tls_options(raw: &str) -> Result<(String, TlsOptions), DbError> {
     if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
-        return Ok((raw.to_string(), TlsOptions::default()));
+        let opts = TlsOptions {
+            mode_given: raw.contains("sslmode"),
+            ..TlsOptions::default()
+        };
+        return Ok((raw.to_string(), opts));
     }
     let mut url = url::Url::parse(raw).map_err(|e| DbError::Url(e.to_string()))?;
     let mut opts = TlsOptions::default();
     let mut kept = Vec::new();
     for (k, v) in url.query_pairs() {
+        opts.mode_given |= k == "sslmode";
         match (k.as_ref(), v.as_ref()) {
             ("sslrootcert", path) => {
                 opts.root_cert = Some(path.to_string());
@@ -253,8 +282,24 @@ mod tests {
     fn require_encrypts_without_verifying_and_plain_urls_stay_as_they_are() {
         let (cfg, _) = parse("postgres://u:p@h:6543/db?sslmode=require").unwrap();
         assert_eq!(cfg.get_ssl_mode(), SslMode::Require);
+        let (cfg, _) = parse("postgres://u:p@db.example.supabase.co:5432/db").unwrap();
+        assert_eq!(
+            cfg.get_ssl_mode(),
+            SslMode::Prefer,
+            "libpq's default elsewhere"
+        );
         let (cfg, _) = parse("postgres://u:p@127.0.0.1:5432/db").unwrap();
-        assert_eq!(cfg.get_ssl_mode(), SslMode::Prefer);
+        assert_eq!(
+            cfg.get_ssl_mode(),
+            SslMode::Disable,
+            "loopback without sslmode"
+        );
+        let (cfg, _) = parse("postgres://u:p@localhost/db?sslmode=prefer").unwrap();
+        assert_eq!(
+            cfg.get_ssl_mode(),
+            SslMode::Prefer,
+            "an explicit sslmode wins"
+        );
         let (url, opts) = split_tls_options("host=localhost user=u").unwrap();
         assert_eq!(url, "host=localhost user=u");
         assert_eq!(opts, TlsOptions::default());

@@ -127,9 +127,14 @@ async fn sslmode_is_honoured_and_certificates_are_verified_only_when_asked() {
         "require encrypts"
     );
     assert_eq!(
-        uses_tls(&url).await,
+        uses_tls(&format!("{url}?sslmode=prefer")).await,
         Ok(true),
-        "prefer (the default) takes TLS when offered"
+        "prefer takes TLS when offered"
+    );
+    assert_eq!(
+        uses_tls(&url).await,
+        Ok(false),
+        "loopback without sslmode stays plain"
     );
     assert_eq!(uses_tls(&format!("{url}?sslmode=disable")).await, Ok(false));
     assert_eq!(
