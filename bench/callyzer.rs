@@ -309,7 +309,7 @@ async fn screens(db: TestDb) {
             .send()
             .await
             .unwrap();
-        assert!(r.status().is_success());
+        let r = ok(r).await;
         let _ = r.bytes().await;
         let a = t.elapsed().as_secs_f64() * 1000.0;
         let t = Instant::now();
@@ -321,7 +321,7 @@ async fn screens(db: TestDb) {
             .send()
             .await
             .unwrap();
-        assert!(r.status().is_success());
+        let r = ok(r).await;
         let rows: Value = r.json().await.unwrap();
         let b = t.elapsed().as_secs_f64() * 1000.0;
         let t = Instant::now();
@@ -333,7 +333,7 @@ async fn screens(db: TestDb) {
             .send()
             .await
             .unwrap();
-        assert!(r.status().is_success());
+        let r = ok(r).await;
         let _ = r.bytes().await;
         let c = t.elapsed().as_secs_f64() * 1000.0;
         if i >= 3 {
@@ -360,6 +360,16 @@ async fn screens(db: TestDb) {
         pct(&mut company, 50.0),
         pct(&mut company, 95.0)
     );
+}
+
+/// The response, or a panic that shows PostgREST's answer (a statement timeout
+/// under load reads differently from a permission error).
+async fn ok(r: reqwest::Response) -> reqwest::Response {
+    if r.status().is_success() {
+        return r;
+    }
+    let status = r.status();
+    panic!("{status}: {}", r.text().await.unwrap_or_default());
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
