@@ -16,27 +16,14 @@ const TOKEN: &str = "cz-test-token-0123456789abcdef";
 const HEADER: &str = "x-callyzer-secret";
 const HMAC_SECRET: &str = "cz-hmac-key";
 
-const ADMIN: &str = "00000000-0000-4000-8000-00000000000a";
-const MANAGER_A: &str = "00000000-0000-4000-8000-0000000000a1";
-const MANAGER_B: &str = "00000000-0000-4000-8000-0000000000b1";
-const ADVISOR_OLGA: &str = "00000000-0000-4000-8000-00000000a001";
-const ADVISOR_PIOTR: &str = "00000000-0000-4000-8000-00000000a002";
+use common::people::{
+    ADMIN, MANAGER_A, MANAGER_B, OLGA as ADVISOR_OLGA, PIOTR as ADVISOR_PIOTR, TEAMS_AND_USERS,
+};
 
-/// Two teams, three advisors, users of every role, and leads: lead 1 (Olga's,
+/// On top of [`TEAMS_AND_USERS`], leads: lead 1 (Olga's,
 /// +48601202303), leads 2 (Piotr's) and 3 (Basia's, team B) sharing +48602000000,
 /// lead 4 (Olga's, older) also on +48602000000.
 const FIXTURE: &str = r#"
-    insert into callsync.team (name) values ('Team A'), ('Team B');
-    insert into callsync.advisor (name, emp_code, country_code, phone_number, phone_e164, team_id, user_id) values
-        ('Olga',  'SALES-07', '48', '600100200', '+48600100200', 1, '00000000-0000-4000-8000-00000000a001'),
-        ('Piotr', 'SALES-08', '48', '600100201', '+48600100201', 1, '00000000-0000-4000-8000-00000000a002'),
-        ('Basia', 'SALES-20', '48', '600100202', '+48600100202', 2, null);
-    insert into callsync.app_user (user_id, role, team_id, advisor_id) values
-        ('00000000-0000-4000-8000-00000000000a', 'admin',   null, null),
-        ('00000000-0000-4000-8000-0000000000a1', 'manager', 1,    null),
-        ('00000000-0000-4000-8000-0000000000b1', 'manager', 2,    null),
-        ('00000000-0000-4000-8000-00000000a001', 'advisor', null, 1),
-        ('00000000-0000-4000-8000-00000000a002', 'advisor', null, 2);
     insert into callsync.lead (name, advisor_id, created_at) values
         ('Lead one',   1, now() - interval '3 days'),
         ('Lead two',   2, now() - interval '2 days'),
@@ -54,6 +41,7 @@ struct Env {
 impl Env {
     async fn start(extra: &[(&str, &str)]) -> Env {
         let db = TestDb::new().await;
+        db.exec(TEAMS_AND_USERS).await;
         db.exec(FIXTURE).await;
         let mut vars = vec![
             ("CALLYZER_WEBHOOK_TOKEN", TOKEN),

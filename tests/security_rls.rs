@@ -22,27 +22,12 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-const ADMIN: &str = "00000000-0000-4000-8000-00000000000a";
-const MANAGER_A: &str = "00000000-0000-4000-8000-0000000000a1";
-const MANAGER_B: &str = "00000000-0000-4000-8000-0000000000b1";
-const OLGA: &str = "00000000-0000-4000-8000-00000000a001";
-const PIOTR: &str = "00000000-0000-4000-8000-00000000a002";
+use common::people::{ADMIN, MANAGER_A, MANAGER_B, OLGA, PIOTR, TEAMS_AND_USERS};
 /// Signed in, but not a user of the app (no `app_user` row).
 const STRANGER: &str = "00000000-0000-4000-8000-0000000000ff";
 
-/// Two teams, three advisors (Basia is team B's), users of every role, leads.
+/// On top of [`TEAMS_AND_USERS`]: one lead per advisor.
 const PEOPLE: &str = r#"
-    insert into callsync.team (name) values ('Team A'), ('Team B');
-    insert into callsync.advisor (name, emp_code, country_code, phone_number, phone_e164, team_id, user_id) values
-        ('Olga',  'SALES-07', '48', '600100200', '+48600100200', 1, '00000000-0000-4000-8000-00000000a001'),
-        ('Piotr', 'SALES-08', '48', '600100201', '+48600100201', 1, '00000000-0000-4000-8000-00000000a002'),
-        ('Basia', 'SALES-20', '48', '600100202', '+48600100202', 2, null);
-    insert into callsync.app_user (user_id, role, team_id, advisor_id) values
-        ('00000000-0000-4000-8000-00000000000a', 'admin',   null, null),
-        ('00000000-0000-4000-8000-0000000000a1', 'manager', 1,    null),
-        ('00000000-0000-4000-8000-0000000000b1', 'manager', 2,    null),
-        ('00000000-0000-4000-8000-00000000a001', 'advisor', null, 1),
-        ('00000000-0000-4000-8000-00000000a002', 'advisor', null, 2);
     insert into callsync.lead (name, advisor_id) values ('Lead one', 1), ('Lead two', 2), ('Lead three', 3);
     insert into callsync.lead_phone (lead_id, raw) values (1, '601 202 303'), (2, '602 000 001'), (3, '603 000 002');
 "#;
@@ -194,6 +179,7 @@ impl Env {
     /// row behind every admin screen, and PostgREST in front of it.
     async fn start() -> Env {
         let db = TestDb::new().await;
+        db.exec(TEAMS_AND_USERS).await;
         db.exec(PEOPLE).await;
         db.exec(ADMIN_ROWS).await;
         let stack = Stack::start(db, &[]).await;

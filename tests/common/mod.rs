@@ -5,6 +5,7 @@
 //! process exits. Nothing here mocks the database.
 #![allow(dead_code)]
 
+pub mod people;
 pub mod stack;
 
 use callsync::queue::store::Store;
