@@ -146,6 +146,7 @@ impl CallyzerClient {
             .json(&self.body(q))
             .send()
             .await;
+        crate::metrics::record_response("callyzer", &sent);
         let response = match sent {
             Ok(r) => r,
             Err(e) if e.is_timeout() => return PageOutcome::Transient(format!("timeout: {e}")),

@@ -150,7 +150,9 @@ impl Channel {
                 }))
             }
         };
-        let response = match request.send().await {
+        let sent = request.send().await;
+        crate::metrics::record_response("notify", &sent);
+        let response = match sent {
             Ok(r) => r,
             Err(e) => {
                 let what = if e.is_timeout() {
