@@ -280,50 +280,33 @@ async fn a_delivery_ends_as_labelled_calls_matched_or_parked_and_visible_only_to
     );
     assert!(rows[0]["call_type_label"].is_string() && rows[0]["advisor_name"].is_string());
 
-    let (_, rows) = env
-        .rest(
-            "lead_call_registry?lead_id=eq.1",
-            Some(&env.stack.user_token(MANAGER_A)),
-        )
-        .await;
-    assert_eq!(
-        call_ids(&rows),
-        ["c-olga-1", "c-olga-2"],
-        "team A's manager sees team A's calls only"
-    );
-    let (_, rows) = env
-        .rest(
-            "lead_call_registry?lead_id=eq.1",
-            Some(&env.stack.user_token(MANAGER_B)),
-        )
-        .await;
-    assert_eq!(
-        call_ids(&rows),
-        ["c-basia-1"],
-        "team B's manager does not see team A's calls"
-    );
-    let (_, rows) = env
-        .rest(
-            "lead_call_registry?lead_id=eq.1",
-            Some(&env.stack.user_token(ADVISOR_OLGA)),
-        )
-        .await;
-    assert_eq!(
-        call_ids(&rows),
-        ["c-olga-1", "c-olga-2"],
-        "an advisor sees their own calls"
-    );
-    let (_, rows) = env
-        .rest(
-            "lead_call_registry?lead_id=eq.1",
-            Some(&env.stack.user_token(ADVISOR_PIOTR)),
-        )
-        .await;
-    assert_eq!(
-        call_ids(&rows),
-        Vec::<String>::new(),
-        "another advisor sees nothing"
-    );
+    let expected: [(&str, &[&str], &str); 4] = [
+        (
+            MANAGER_A,
+            &["c-olga-1", "c-olga-2"],
+            "team A's manager sees team A's calls only",
+        ),
+        (
+            MANAGER_B,
+            &["c-basia-1"],
+            "team B's manager does not see team A's calls",
+        ),
+        (
+            ADVISOR_OLGA,
+            &["c-olga-1", "c-olga-2"],
+            "an advisor sees their own calls",
+        ),
+        (ADVISOR_PIOTR, &[], "another advisor sees nothing"),
+    ];
+    for (user, calls, why) in expected {
+        let (_, rows) = env
+            .rest(
+                "lead_call_registry?lead_id=eq.1",
+                Some(&env.stack.user_token(user)),
+            )
+            .await;
+        assert_eq!(call_ids(&rows), calls, "{why}");
+    }
     let (_, rows) = env
         .rest(
             "unmatched_calls",
