@@ -605,15 +605,7 @@ async fn an_llm_fills_the_fields_the_event_does_not_state() {
     .await;
     let w = worker(&db, &with_llm(&llm));
     let id = analyze(&db, &operator_event("conv-llm", ivan())).await;
-    wait_until("the analysis exists", WAIT, || async {
-        let n: i64 = db
-            .scalar(&format!(
-                "select count(*) from callsync.call_analysis where event_id = {id}"
-            ))
-            .await;
-        n == 1
-    })
-    .await;
+    wait_for_analysis(&db, id).await;
     w.shutdown().await;
 
     let c = db.pool.get().await.unwrap();
@@ -657,15 +649,7 @@ async fn an_llm_score_out_of_range_is_dropped_for_the_deterministic_one() {
     .await;
     let w = worker(&db, &with_llm(&llm));
     let id = analyze(&db, &operator_event("conv-llm9", ivan())).await;
-    wait_until("the analysis exists", WAIT, || async {
-        let n: i64 = db
-            .scalar(&format!(
-                "select count(*) from callsync.call_analysis where event_id = {id}"
-            ))
-            .await;
-        n == 1
-    })
-    .await;
+    wait_for_analysis(&db, id).await;
     w.shutdown().await;
     let score: i16 = db
         .scalar(&format!(
@@ -687,15 +671,7 @@ async fn an_llm_that_answers_nonsense_does_not_stop_the_analysis() {
         .await;
     let w = worker(&db, &with_llm(&llm));
     let id = analyze(&db, &operator_event("conv-llm-bad", ivan())).await;
-    wait_until("the analysis exists", WAIT, || async {
-        let n: i64 = db
-            .scalar(&format!(
-                "select count(*) from callsync.call_analysis where event_id = {id}"
-            ))
-            .await;
-        n == 1
-    })
-    .await;
+    wait_for_analysis(&db, id).await;
     w.shutdown().await;
     let (analyzer, error): (String, Option<String>) = {
         let c = db.pool.get().await.unwrap();
@@ -710,4 +686,17 @@ async fn an_llm_that_answers_nonsense_does_not_stop_the_analysis() {
     };
     assert_eq!(analyzer, "event");
     assert!(error.unwrap().contains("not a JSON object"));
+}
+
+/// Waits until the analysis of event `id` is stored.
+async fn wait_for_analysis(db: &TestDb, id: i64) {
+    wait_until("the analysis exists", WAIT, || async {
+        let n: i64 = db
+            .scalar(&format!(
+                "select count(*) from callsync.call_analysis where event_id = {id}"
+            ))
+            .await;
+        n == 1
+    })
+    .await;
 }
