@@ -54,6 +54,19 @@ async fn main() {
     }
     let rate = env_or("BENCH_RATE", 500);
     let secs = env_or("BENCH_SECS", 10);
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("latency") {
+        let cluster = Cluster::start_private("bench");
+        cluster.create_migrated_db("bench");
+        let db = TestDb::on(cluster.clone(), "bench");
+        let l = worker_latency(&db, rate, secs).await;
+        println!(
+            "insert-to-start latency at {rate} jobs/s: p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms; \
+             the enqueue round trip alone: p50 {:.2} ms  p99 {:.2} ms",
+            l.0, l.1, l.2, l.4, l.5
+        );
+        cluster.down();
+        return;
+    }
     eprintln!("starting a private cluster…");
     let cluster = Cluster::start_private("bench");
     cluster.create_migrated_db("bench");
@@ -90,6 +103,10 @@ async fn main() {
     println!(
         "  (d) insert-to-start latency, callsync:        p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  ({} samples)",
         ours_latency.0, ours_latency.1, ours_latency.2, ours_latency.3
+    );
+    println!(
+        "      of which the enqueue round trip (insert + commit): p50 {:.2} ms  p99 {:.2} ms",
+        ours_latency.4, ours_latency.5
     );
     println!(
         "  (d) insert-to-start latency, graphile-worker: p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  ({} samples)",
@@ -194,6 +211,11 @@ async fn worker_drain(db: &TestDb, jobs: i64) -> f64 {
     reset(db).await;
     common::insert_jobs(db, "noop", jobs, 100).await;
     db.exec("vacuum analyze callsync.job").await;
+    // counts the claim and completion statements (see print_statement_counts)
+    common::psql(
+        &db.url("supabase_admin"),
+        "alter database bench set track_functions = 'all'; select pg_stat_reset()",
+    );
     let worker = Worker::new(
         db.store(),
         Handlers::new().register("noop", Noop),
@@ -213,7 +235,33 @@ async fn worker_drain(db: &TestDb, jobs: i64) -> f64 {
     let elapsed = start.elapsed();
     stop.cancel();
     let _ = run.await;
+    print_statement_counts(db, jobs).await;
     jobs as f64 / elapsed.as_secs_f64()
+}
+
+/// How many claim and completion statements the worker needed (from
+/// `pg_stat_user_functions`, on because the bench database sets
+/// `track_functions`): the batch sizes explain most of the gap to the bare loop.
+async fn print_statement_counts(db: &TestDb, jobs: i64) {
+    let c = db.pool.get().await.expect("connection");
+    // the statistics collector reports a backend's counts when its transaction ends
+    c.execute("select pg_stat_clear_snapshot()", &[]).await.ok();
+    let rows = c
+        .query(
+            "select funcname::text, calls, total_time from pg_stat_user_functions \
+             where schemaname = 'callsync' and funcname in ('claim_jobs', 'complete_jobs')",
+            &[],
+        )
+        .await
+        .unwrap_or_default();
+    for r in rows {
+        let (name, calls, ms): (String, i64, f64) = (r.get(0), r.get(1), r.get(2));
+        eprintln!(
+            "  {name}: {calls} calls, {:.1} jobs per call, {:.2} ms per call in the function",
+            jobs as f64 / calls.max(1) as f64,
+            ms / calls.max(1) as f64
+        );
+    }
 }
 
 /// Records how long after its insert each job started.
@@ -233,7 +281,9 @@ impl Handler for Latency {
 }
 
 /// (d): one insert every 1/rate s from another connection; the worker listens.
-async fn worker_latency(db: &TestDb, rate: u64, secs: u64) -> (f64, f64, f64, usize) {
+/// Returns p50, p95, p99 and samples of insert-to-start, then p50 and p99 of the
+/// enqueue round trip alone (what the insert and its commit cost the producer).
+async fn worker_latency(db: &TestDb, rate: u64, secs: u64) -> (f64, f64, f64, usize, f64, f64) {
     reset(db).await;
     let samples = Latency::default();
     let worker = Worker::new(
@@ -265,10 +315,13 @@ async fn worker_latency(db: &TestDb, rate: u64, secs: u64) -> (f64, f64, f64, us
         .expect("prepare");
     let total = rate * secs;
     let start = Instant::now();
+    let mut round_trips = Vec::with_capacity(total as usize);
     for i in 0..total {
         let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
         tokio::time::sleep_until(due.into()).await;
-        c.execute(&insert, &[&now_ms()]).await.expect("enqueue");
+        let sent = now_ms();
+        c.execute(&insert, &[&sent]).await.expect("enqueue");
+        round_trips.push(now_ms() - sent);
     }
     common::wait_until("every latency job ran", Duration::from_secs(30), || async {
         samples
@@ -282,8 +335,16 @@ async fn worker_latency(db: &TestDb, rate: u64, secs: u64) -> (f64, f64, f64, us
     let _ = run.await;
     let mut v = samples.0.lock().map(|v| v.clone()).unwrap_or_default();
     v.sort_by(|a, b| a.total_cmp(b));
-    let q = |p: f64| v[((p * v.len() as f64) as usize).min(v.len() - 1)];
-    (q(0.50), q(0.95), q(0.99), v.len())
+    round_trips.sort_by(|a, b| a.total_cmp(b));
+    let q = |v: &[f64], p: f64| v[((p * v.len() as f64) as usize).min(v.len() - 1)];
+    (
+        q(&v, 0.50),
+        q(&v, 0.95),
+        q(&v, 0.99),
+        v.len(),
+        q(&round_trips, 0.50),
+        q(&round_trips, 0.99),
+    )
 }
 
 fn graphile(cluster: &Cluster, args: &[&str]) -> serde_json::Value {
