@@ -3,6 +3,8 @@
 //!
 //!   cargo bench --bench callyzer_reconcile          100,000 calls each way
 //!   BENCH_CALLS=20000 cargo bench --bench callyzer_reconcile
+//!   BENCH_BATCH_PAGES=20 BENCH_PARALLEL_APPLIES=3 cargo bench --bench callyzer_reconcile
+//!   BENCH_CHAIN=1 cargo bench --bench callyzer_reconcile   one page job per page
 //!
 //! (1) webhook path: BENCH_CALLS calls as deliveries of 100 stored through
 //!     `public.ingest_callyzer_webhook` while the worker is stopped; then the
@@ -10,6 +12,10 @@
 //! (2) reconciliation: BENCH_CALLS other calls served by the fake Callyzer API
 //!     (tests/fake_callyzer) in pages of 100, the page kind's rate limit set to
 //!     zero; one run started as pg_cron starts it, timed until it succeeded.
+//!     With the limit at zero the run's page job reads the chunk itself (a
+//!     burst); BENCH_CHAIN=1 sets the limit to 1 µs instead, which keeps the
+//!     one-job-per-page chain (every claim, request, apply and commit in turn)
+//!     and prints where a page's time goes.
 //! Both apply through the same SQL (advisors, labels, time zone, matching
 //! against 20,000 lead phones, unmatched parking). The worker's peak resident
 //! memory (VmHWM of its process) is read after each phase.
@@ -85,6 +91,41 @@ fn spawn_worker(db: &TestDb, api: &FakeCallyzer) -> Child {
         .expect("start the callsync worker (cargo build --release --bins)")
 }
 
+/// Times the fake API alone (milliseconds): the first page of the run's filter
+/// (the fake scans every row once per filter) and a later page (a slice).
+async fn time_fake(api: &FakeCallyzer) -> (f64, f64) {
+    let numbers: Vec<String> = (0..ADVISORS)
+        .map(|i| {
+            let (_, cc, number) = advisor(i);
+            format!("{cc}-{number}")
+        })
+        .collect();
+    let now = chrono::Utc::now().timestamp();
+    let http = reqwest::Client::new();
+    let url = format!("{}/v2.1/call-log/history", api.base_url());
+    let mut times = Vec::new();
+    for page in [1, 500] {
+        let started = Instant::now();
+        let body: Value = http
+            .post(&url)
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({
+                "synced_from": now - 3 * 86_400, "synced_to": now + 60,
+                "emp_numbers": numbers, "page_no": page, "page_size": PAGE}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(body["result"].is_array());
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    // the timing filter is not the run's: make the run's first request scan again, as before
+    api.add(&[]);
+    (times[0], times[1])
+}
+
 #[tokio::main]
 async fn main() {
     let n = env_or("BENCH_CALLS", 100_000);
@@ -105,12 +146,42 @@ async fn main() {
     fixture.push_str(";
         insert into callsync.lead (name, advisor_id) select 'Lead ' || g, 1 + g % 20 from generate_series(0, 19999) as g;
         insert into callsync.lead_phone (lead_id, raw) select id, '+48601' || lpad((id - 1)::text, 6, '0') from callsync.lead;
-        update callsync.job_kind set min_interval = interval '0' where kind = 'callyzer_reconcile_page';
         analyze;");
     db.exec(&fixture).await;
+    let chain = std::env::var("BENCH_CHAIN").is_ok_and(|v| v == "1");
+    let batch_pages = env_or("BENCH_BATCH_PAGES", 0);
+    let parallel = env_or("BENCH_PARALLEL_APPLIES", 0);
+    let mut settings = format!(
+        "update callsync.job_kind set min_interval = interval '{}' where kind = 'callyzer_reconcile_page';",
+        if chain { "1 microsecond" } else { "0" }
+    );
+    for (key, value) in [
+        ("callyzer.reconcile_batch_pages", batch_pages),
+        ("callyzer.reconcile_parallel_applies", parallel),
+    ] {
+        if value > 0 {
+            settings.push_str(&format!(
+                "update callsync.setting set value = '{value}' where key = '{key}';"
+            ));
+        }
+    }
+    db.exec(&settings).await;
+    let (batch_pages, parallel): (i64, i64) = {
+        let c = db.pool.get().await.unwrap();
+        let row = c
+            .query_one(
+                "select (select value::text::bigint from callsync.setting where key = 'callyzer.reconcile_batch_pages'),
+                        (select value::text::bigint from callsync.setting where key = 'callyzer.reconcile_parallel_applies')",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
 
     let api = FakeCallyzer::start().await;
     api.add(&rows("api", n));
+    let fake_ms = time_fake(&api).await;
 
     // (1) the webhook path on a backlog of deliveries
     let webhook = rows("wh", n);
@@ -187,6 +258,34 @@ async fn main() {
         n as f64 / reconcile_secs
     );
     println!("      run: {outcome}; fetched {fetched}, new {new}, {matched} matched to leads");
+    if chain {
+        // where a page's time went: enqueue -> claim, claim -> completion recorded
+        let row = client
+            .query_one(
+                "select avg(extract(epoch from attempted_at - created_at) * 1000)::float8,
+                        avg(extract(epoch from finished_at - attempted_at) * 1000)::float8
+                 from callsync.job where kind = 'callyzer_reconcile_page' and state = 'completed'",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (wait_ms, run_ms): (f64, f64) = (row.get(0), row.get(1));
+        println!("      one job per page: {wait_ms:.1} ms from enqueue to claim, {run_ms:.1} ms from claim to completion, per page");
+    } else {
+        println!("      burst: batches of {batch_pages} pages, {parallel} applied side by side");
+    }
+    println!(
+        "  fake API: {:.1} ms for the first page of a filter (a scan of every row, as each request cost before it was indexed), {:.2} ms for a later page",
+        fake_ms.0, fake_ms.1
+    );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "  load average at the end: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!("  worker peak memory (VmHWM): {webhook_peak:.1} MiB after (1), {total_peak:.1} MiB after (2)");
     println!("  targets: reconciliation >= 20,000 calls/s, worker peak < 100 MB");
 }

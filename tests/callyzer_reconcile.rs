@@ -657,3 +657,170 @@ async fn requests_never_come_faster_than_one_per_two_seconds_with_two_workers() 
     eprintln!("request gaps {gaps:?}; page jobs ran on {leased_by} worker(s)");
     env.stop().await;
 }
+
+/// The worker binary as its own process (`kill -9` needs one), on the fake API,
+/// with a 2 s lease so a killed worker's page job is rescued quickly.
+fn spawn_worker_process(env: &Env, id: &str) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_callsync"))
+        .arg("worker")
+        .env("DATABASE_URL", env.db.url("callsync_worker"))
+        .env("WORKER_ID", id)
+        .env("WORKER_LEASE_SECS", "2")
+        .env("WORKER_POLL_INTERVAL_MS", "200")
+        .env("RUST_LOG", "warn")
+        .env("CALLYZER_API_TOKEN", TOKEN)
+        .env("CALLYZER_API_BASE_URL", env.api.base_url())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the worker binary")
+}
+
+#[tokio::test]
+async fn a_worker_killed_at_any_point_of_a_burst_loses_no_page_and_counts_no_call_twice() {
+    // no in-process worker: the binary is what gets killed
+    let db = TestDb::new().await;
+    db.exec(FIXTURE).await;
+    db.exec(FAST).await;
+    // small batches, two side by side: commits out of order, and many moments to die in
+    db.exec(
+        "update callsync.setting set value = '3' where key = 'callyzer.reconcile_batch_pages';
+         update callsync.setting set value = '2' where key = 'callyzer.reconcile_parallel_applies';",
+    )
+    .await;
+    let env = Env {
+        db,
+        api: FakeCallyzer::start().await,
+        workers: Vec::new(),
+    };
+    env.api.add(&calls(4000));
+    // 40 pages, each answered after 40 ms: the run lasts long enough to be killed in
+    for page in 1..=40 {
+        env.api
+            .fail_page(page, vec![Fault::Delay(Duration::from_millis(40))]);
+    }
+    let before = env.cursors().await;
+    let mut worker = spawn_worker_process(&env, "k0");
+    let run: i64 = env
+        .db
+        .scalar("select callsync.callyzer_reconcile_start()")
+        .await;
+    let pages = format!("select pages::bigint from callsync.callyzer_sync_run where id = {run}");
+    let mut rng = fastrand::Rng::with_seed(9);
+    for kill in 1..=3 {
+        wait_until("pages applied before the next kill", WAIT, || async {
+            env.db.scalar::<i64>(&pages).await >= kill * 9
+        })
+        .await;
+        // not a wait for work: a random moment to die at (between requests,
+        // mid-request, mid-apply or mid-commit)
+        tokio::time::sleep(Duration::from_millis(rng.u64(0..60))).await;
+        worker.kill().unwrap(); // SIGKILL
+        worker.wait().unwrap();
+        worker = spawn_worker_process(&env, &format!("k{kill}"));
+    }
+    env.wait_run(run).await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+
+    assert_eq!(
+        env.text(&format!(
+            "select outcome || coalesce(': ' || error, '') from callsync.callyzer_sync_run where id = {run}"
+        ))
+        .await,
+        "succeeded"
+    );
+    assert_eq!(
+        env.db
+            .scalar::<i64>("select count(*) from callsync.call")
+            .await,
+        4000,
+        "every call, once"
+    );
+    // each page counted exactly once: what a killed attempt had not committed was read again
+    assert_eq!(env.log(run, "pages").await, 40);
+    assert_eq!(env.log(run, "fetched").await, 4000);
+    assert_eq!(env.log(run, "new").await, 4000);
+    assert_eq!(env.log(run, "skipped").await, 0);
+    assert!(
+        env.db
+            .scalar::<i64>(
+                "select max(attempt)::bigint from callsync.job where kind = 'callyzer_reconcile_page'"
+            )
+            .await
+            >= 2,
+        "the killed burst's job was rescued and went on"
+    );
+    assert_ne!(
+        env.cursors().await,
+        before,
+        "the cursor moved after the run"
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_set_during_a_burst_stops_it_and_the_run_goes_on_one_request_per_claim() {
+    let env = Env::start(true, 5).await;
+    env.db
+        .exec(
+            "update callsync.setting set value = '1' \
+             where key in ('callyzer.reconcile_batch_pages', 'callyzer.reconcile_parallel_applies')",
+        )
+        .await;
+    env.api.add(&calls(1000));
+    for page in 1..=10 {
+        env.api
+            .fail_page(page, vec![Fault::Delay(Duration::from_millis(100))]);
+    }
+    let run: i64 = env
+        .db
+        .scalar("select callsync.callyzer_reconcile_start()")
+        .await;
+    let pages = format!("select pages::bigint from callsync.callyzer_sync_run where id = {run}");
+    wait_until("a burst under way", WAIT, || async {
+        env.db.scalar::<i64>(&pages).await >= 2
+    })
+    .await;
+    env.db
+        .exec("update callsync.job_kind set min_interval = interval '1 second' where kind = 'callyzer_reconcile_page'")
+        .await;
+    let limited_at = std::time::Instant::now();
+    env.wait_run(run).await;
+
+    assert_eq!(
+        env.text(&format!(
+            "select outcome from callsync.callyzer_sync_run where id = {run}"
+        ))
+        .await,
+        "succeeded"
+    );
+    assert_eq!(env.log(run, "new").await, 1000);
+    assert_eq!(env.log(run, "pages").await, 10);
+    let seen = env.api.seen();
+    assert_eq!(
+        seen.len(),
+        10,
+        "no page asked twice: fetched pages are applied, not dropped"
+    );
+    assert!(
+        env.db
+            .scalar::<i64>(
+                "select count(*) from callsync.job where kind = 'callyzer_reconcile_page' and args ->> 'burst' = 'false'"
+            )
+            .await
+            >= 1,
+        "the run went on in rate-limited page jobs"
+    );
+    // The burst learns of the limit from its next batch: a request already on
+    // its way, and one more sent before that batch committed, may still come
+    // quickly; every later one waits the interval.
+    let after: Vec<_> = seen.iter().filter(|s| s.at > limited_at).collect();
+    let gaps: Vec<Duration> = after.windows(2).map(|w| w[1].at - w[0].at).collect();
+    let quick = gaps.iter().filter(|g| **g < Duration::from_secs(1)).count();
+    assert!(quick <= 2, "gaps after the limit was set: {gaps:?}");
+    assert!(
+        gaps.iter().skip(2).all(|g| *g >= Duration::from_secs(1)),
+        "gaps after the limit was set: {gaps:?}"
+    );
+}

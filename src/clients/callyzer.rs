@@ -179,7 +179,7 @@ pub fn classify(status: u16, retry_after: Option<Duration>, text: &str) -> PageO
         408 | 500..=599 => return PageOutcome::Transient(format!("HTTP {status}: {}", message())),
         _ => return PageOutcome::Rejected(format!("HTTP {status}: {}", message())),
     }
-    let body: Value = match serde_json::from_str(text) {
+    let mut body: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         // a cut-off or garbled answer: a proxy or a dropped connection, worth another try
         Err(e) => {
@@ -201,9 +201,10 @@ pub fn classify(status: u16, retry_after: Option<Duration>, text: &str) -> PageO
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     });
-    match body.get("result") {
+    // the rows are moved out, not copied: a page is 100 of them
+    match body.get_mut("result") {
         Some(Value::Array(rows)) => PageOutcome::Page {
-            rows: rows.clone(),
+            rows: std::mem::take(rows),
             total_records,
         },
         // some APIs send null for "nothing": an empty page

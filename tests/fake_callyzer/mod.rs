@@ -6,7 +6,10 @@
 //! for a wrong token and 400 with a `message` for a bad request. Faults can be
 //! scripted per page: 429 with Retry-After, 401, 403, 400, 5xx, a timeout (a
 //! delayed answer), a malformed page. Every request is recorded with its
-//! arrival time, so tests can check the rate limit.
+//! arrival time, so tests can check the rate limit. Rows are kept in the API's
+//! order and as JSON text, and the rows of the filter being paged through are
+//! kept between requests, so a page costs O(page), not a scan of every row
+//! (the reconciliation benchmark pages through 100,000).
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
@@ -45,13 +48,28 @@ pub struct Seen {
 
 #[derive(Default)]
 pub struct State {
-    /// (synced_at as UNIX seconds, "CC-NUMBER" of the employee, API row), sorted
-    pub calls: Mutex<Vec<(i64, String, Value)>>,
+    /// (synced_at as UNIX seconds, id, "CC-NUMBER" of the employee, API row as
+    /// JSON text), sorted by synced_at and id (the API's order)
+    pub calls: Mutex<Vec<(i64, String, String, Arc<str>)>>,
+    /// The rows of the last filter asked for, so paging through it costs O(page)
+    /// per request instead of a scan of every call (see [`Selection`]).
+    pub selection: Mutex<Option<Selection>>,
     /// page_no -> faults answered in turn before the page itself
     pub faults: Mutex<HashMap<i64, VecDeque<Fault>>>,
     /// a fault for every request (e.g. a revoked token)
     pub always: Mutex<Option<Fault>>,
     pub seen: Mutex<Vec<Seen>>,
+}
+
+/// Which stored rows one filter (`synced_from`, `synced_to`, `emp_numbers`)
+/// selects, in the API's order, each already serialized: a client pages through
+/// one filter, so the first page pays the scan and every later page only slices.
+/// [`FakeCallyzer::add`] drops it (the data changed).
+pub struct Selection {
+    from: i64,
+    to: i64,
+    emp_numbers: Vec<String>,
+    rows: Vec<Arc<str>>,
 }
 
 pub struct FakeCallyzer {
@@ -127,29 +145,54 @@ impl Respond for Responder {
             return answer(400, bad("emp_numbers must be CC-NUMBER"));
         }
 
-        // rows are kept sorted by (synced_at, id); only the asked page is cloned
-        let (total, rows) = {
-            let calls = s.calls.lock().unwrap();
-            let start = ((page_no - 1) * page_size) as usize;
-            let mut total = 0usize;
-            let mut rows = Vec::new();
-            for (_, row) in calls
-                .iter()
-                .filter(|(synced, key, _)| {
-                    *synced >= from && *synced <= to && emp_numbers.contains(key)
-                })
-                .map(|(synced, _, row)| (synced, row))
-            {
-                if total >= start && rows.len() < page_size as usize {
-                    rows.push(row.clone());
-                }
-                total += 1;
+        // rows are kept sorted by (synced_at, id); the filter's rows are found
+        // once (binary search on synced_at, then the employee filter) and kept
+        let page = {
+            let mut emp_sorted = emp_numbers.clone();
+            emp_sorted.sort();
+            emp_sorted.dedup();
+            let mut selection = s.selection.lock().unwrap();
+            let fresh = matches!(&*selection,
+                Some(sel) if sel.from == from && sel.to == to && sel.emp_numbers == emp_sorted);
+            if !fresh {
+                let calls = s.calls.lock().unwrap();
+                let lo = calls.partition_point(|(synced, ..)| *synced < from);
+                let hi = calls.partition_point(|(synced, ..)| *synced <= to);
+                let rows = calls[lo..hi.max(lo)]
+                    .iter()
+                    .filter(|(_, _, key, _)| emp_sorted.binary_search(key).is_ok())
+                    .map(|(.., text)| text.clone())
+                    .collect();
+                *selection = Some(Selection {
+                    from,
+                    to,
+                    emp_numbers: emp_sorted,
+                    rows,
+                });
             }
-            (total, rows)
+            let rows = &selection.as_ref().unwrap().rows;
+            let start = ((page_no - 1) * page_size) as usize;
+            let end = (start + page_size as usize).min(rows.len());
+            let slice: &[Arc<str>] = rows.get(start..end).unwrap_or(&[]);
+            // the envelope of reference §3.2, written around the stored rows
+            let mut body = format!(
+                r#"{{"message":"Success","total_records":{},"result":["#,
+                rows.len()
+            );
+            for (i, row) in slice.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(row);
+            }
+            body.push_str("]}");
+            body
         };
-        let page = json!({"message": "Success", "total_records": total, "result": rows});
         match fault {
-            None => answer(200, ResponseTemplate::new(200).set_body_json(page)),
+            None => answer(
+                200,
+                ResponseTemplate::new(200).set_body_raw(page, "application/json"),
+            ),
             Some(Fault::RateLimit(after)) => {
                 let mut t = ResponseTemplate::new(429)
                     .set_body_json(json!({"message": "Too Many Requests"}));
@@ -164,7 +207,9 @@ impl Respond for Responder {
             ),
             Some(Fault::Delay(d)) => answer(
                 200,
-                ResponseTemplate::new(200).set_body_json(page).set_delay(d),
+                ResponseTemplate::new(200)
+                    .set_body_raw(page, "application/json")
+                    .set_delay(d),
             ),
             Some(Fault::Malformed) => answer(
                 200,
@@ -201,26 +246,31 @@ impl FakeCallyzer {
 
     /// Adds API rows (each needs `synced_at` as `YYYY-MM-DD HH:MM:SS +00`).
     pub fn add(&self, rows: &[Value]) {
+        let mut added: Vec<(i64, String, String, Arc<str>)> = rows
+            .iter()
+            .map(|row| {
+                let synced = chrono::NaiveDateTime::parse_from_str(
+                    &row["synced_at"].as_str().unwrap()[..19],
+                    "%Y-%m-%d %H:%M:%S",
+                )
+                .unwrap()
+                .and_utc()
+                .timestamp();
+                let key = format!(
+                    "{}-{}",
+                    row["emp_country_code"].as_str().unwrap_or(""),
+                    row["emp_number"].as_str().unwrap_or("")
+                );
+                let id = row["id"].as_str().unwrap_or("").to_string();
+                (synced, id, key, Arc::from(row.to_string()))
+            })
+            .collect();
         let mut calls = self.state.calls.lock().unwrap();
-        for row in rows {
-            let synced = chrono::NaiveDateTime::parse_from_str(
-                &row["synced_at"].as_str().unwrap()[..19],
-                "%Y-%m-%d %H:%M:%S",
-            )
-            .unwrap()
-            .and_utc()
-            .timestamp();
-            let key = format!(
-                "{}-{}",
-                row["emp_country_code"].as_str().unwrap_or(""),
-                row["emp_number"].as_str().unwrap_or("")
-            );
-            calls.push((synced, key, row.clone()));
-        }
-        calls.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then(a.2["id"].as_str().cmp(&b.2["id"].as_str()))
-        });
+        calls.append(&mut added);
+        calls.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        // after the rows' lock is let go: the responder takes the two the other way round
+        drop(calls);
+        *self.state.selection.lock().unwrap() = None;
     }
 
     /// Answers `page_no` with `faults` in turn before serving it.
