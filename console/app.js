@@ -2,10 +2,13 @@
 // Reads only through PostgREST with the signed-in user's JWT, so row-level
 // security decides what each role sees; the console only hides screens a role
 // cannot use. Configuration comes from ./config.json:
-//   { "restUrl": "https://<project>.supabase.co/rest/v1", "anonKey": "…",
-//     "localLogin": false, "demoUsers": [] }
-// Local demo (callsync simulate --local-login): demo users get a token from
-// /local/token, which the simulator mints with JWT_SECRET. Never in production.
+//   { "restUrl": "https://<project>.supabase.co/rest/v1",
+//     "authUrl": "https://<project>.supabase.co/auth/v1", "anonKey": "…" }
+// Sign-in is Supabase Auth's REST API, called with plain fetch: e-mail and
+// password for a session (access token, refresh token, expiry), refreshed
+// before it lapses, ended on sign-out. The local demo (callsync simulate
+// --local-login) answers the same calls for the seed's demo users, so there
+// is one code path; its config.json also lists them ("localLogin": true).
 
 const TZ = "Europe/Warsaw";
 const TYPES = [
@@ -23,7 +26,11 @@ const JOB_STATE_PL = {
 const ROLE_PL = { admin: "administrator", manager: "kierownik", advisor: "doradca" };
 const PAGE = 50;
 
-const state = { config: null, token: null, me: null, timer: null, route: "", gen: 0 };
+const state = { config: null, authBase: null, session: null, refreshing: null, me: null, timer: null, route: "", gen: 0 };
+const SESSION_KEY = "callsync.session";
+// Refresh this long before the access token expires, as Supabase's own client
+// does, so no request leaves with a token that lapses on the way.
+const REFRESH_MARGIN_S = 60;
 const $ = (sel) => document.querySelector(sel);
 
 // ---------------------------------------------------------------- helpers
@@ -58,8 +65,10 @@ function dayStart(ymd) {
 class ApiError extends Error {
   constructor(status, body) { super(body?.message || `HTTP ${status}`); this.status = status; this.body = body; }
 }
-async function api(path, { method = "GET", body, count = false } = {}) {
-  const headers = { Accept: "application/json", Authorization: `Bearer ${state.token}` };
+async function api(path, opts = {}, retried = false) {
+  const { method = "GET", body, count = false } = opts;
+  const token = await accessToken();
+  const headers = { Accept: "application/json", Authorization: `Bearer ${token}` };
   if (state.config.anonKey) headers.apikey = state.config.anonKey;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (count) headers.Prefer = "count=exact";
@@ -69,7 +78,16 @@ async function api(path, { method = "GET", body, count = false } = {}) {
   const text = await res.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
-  if (res.status === 401) { logout("Sesja wygasła — zaloguj się ponownie."); throw new ApiError(401, data); }
+  if (res.status === 401) {
+    // PostgREST does not take this token (it lapsed while the computer slept,
+    // or the project's JWT secret was rotated): refresh once and retry; a
+    // refused refresh ends the session
+    if (!retried && state.session && (state.session.access_token !== token || await refreshSession())) {
+      return api(path, opts, true);
+    }
+    if (state.session) sessionExpired();
+    throw new ApiError(401, data);
+  }
   if (!res.ok) throw new ApiError(res.status, data);
   let total = null;
   const range = res.headers.get("content-range");
@@ -84,67 +102,184 @@ async function optional(path, opts) {
   }
 }
 
-// ---------------------------------------------------------------- log-in
+// ---------------------------------------------------------------- sign-in (Supabase Auth)
 async function boot() {
   try {
     state.config = await (await fetch("config.json", { cache: "no-store" })).json();
   } catch {
-    $("#main").innerHTML = `<div class="notice">Brak pliku <code>config.json</code> obok konsoli (restUrl, anonKey).</div>`;
+    $("#main").innerHTML = `<div class="notice">Brak pliku <code>config.json</code> obok konsoli (restUrl, authUrl, anonKey).</div>`;
     return;
   }
-  state.token = sessionStorage.getItem("callsync.token");
+  if (!state.config.authUrl) {
+    $("#main").innerHTML = `<div class="notice">W <code>config.json</code> brakuje <code>authUrl</code> (adres Supabase Auth, np. <code>https://&lt;projekt&gt;.supabase.co/auth/v1</code>).</div>`;
+    return;
+  }
+  // relative (the local demo: "auth/v1") or absolute; always ends with "/" so paths append
+  state.authBase = new URL(String(state.config.authUrl).replace(/\/?$/, "/"), location.href);
+  state.session = readSession();
   window.addEventListener("hashchange", () => render());
-  if (state.token && await loadMe()) render(); else showLogin();
+  // a failed loadMe has already put the form up, with the reason
+  if (!state.session) showLogin(); else if (await loadMe()) render();
+}
+
+function readSession() {
+  try {
+    const s = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
+    return s && s.access_token && s.refresh_token ? s : null;
+  } catch { return null; }
+}
+function saveSession(answer) {
+  state.session = answer ? {
+    access_token: answer.access_token,
+    refresh_token: answer.refresh_token,
+    expires_at: Number(answer.expires_at) || Math.floor(Date.now() / 1000) + Number(answer.expires_in || 0),
+  } : null;
+  // per tab: closing the tab ends the sign-in
+  if (state.session) sessionStorage.setItem(SESSION_KEY, JSON.stringify(state.session));
+  else sessionStorage.removeItem(SESSION_KEY);
+}
+
+// One call to Supabase Auth; answers { status, data } and throws only when
+// the service cannot be reached.
+async function auth(path, body, bearer) {
+  const headers = { Accept: "application/json" };
+  if (state.config.anonKey) headers.apikey = state.config.anonKey;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  const res = await fetch(new URL(path, state.authBase), {
+    method: "POST", headers, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  return { status: res.status, data };
+}
+
+// Supabase Auth's refusals in Polish; both error shapes (error_code, or the
+// older error/error_description) are understood.
+function authMessage(status, data) {
+  const code = data?.error_code || (typeof data?.code === "string" ? data.code : null) || data?.error;
+  if (code === "invalid_credentials" || code === "invalid_grant") return "Nieprawidłowy adres e-mail lub hasło.";
+  if (code === "email_not_confirmed") return "Adres e-mail nie został jeszcze potwierdzony.";
+  if (code === "user_banned") return "To konto jest zablokowane.";
+  if (code === "validation_failed") return "Podaj adres e-mail i hasło.";
+  if (status === 429 || code === "over_request_rate_limit") return "Zbyt wiele prób logowania — spróbuj ponownie za chwilę.";
+  if (status === 401) return "Usługa logowania nie przyjęła klucza API (anonKey w config.json).";
+  return `Logowanie nie powiodło się (HTTP ${status}).`;
+}
+
+// Returns a Polish message when the sign-in failed, null when it worked.
+async function signInWithPassword(email, password) {
+  let r;
+  try { r = await auth("token?grant_type=password", { email, password }); } catch {
+    return "Nie można połączyć się z usługą logowania. Spróbuj ponownie.";
+  }
+  if (r.status !== 200 || !r.data?.access_token) return authMessage(r.status, r.data);
+  saveSession(r.data);
+  if (await loadMe()) { location.hash = "#/pulpit"; render(); }
+  return null;
+}
+
+// One refresh at a time: the screens ask in parallel, and a refresh token
+// works only once. Resolves true with a new session, false when the session is
+// over; throws when Auth cannot be reached (the next refresh tries again).
+function refreshSession() {
+  if (!state.refreshing) {
+    const token = state.session?.refresh_token;
+    state.refreshing = (async () => {
+      if (!token) return false;
+      const r = await auth("token?grant_type=refresh_token", { refresh_token: token });
+      if (r.status !== 200 || !r.data?.access_token) return false;
+      if (state.session?.refresh_token !== token) return false;  // signed out meanwhile
+      saveSession(r.data);
+      return true;
+    })().finally(() => { state.refreshing = null; });
+  }
+  return state.refreshing;
+}
+
+async function accessToken() {
+  if (!state.session) throw new ApiError(401, { message: "Nie zalogowano." });
+  if (Number(state.session.expires_at) - REFRESH_MARGIN_S < Date.now() / 1000 && !(await refreshSession())) {
+    sessionExpired();
+    throw new ApiError(401, { message: "Sesja wygasła." });
+  }
+  return state.session.access_token;
 }
 
 async function loadMe() {
   try {
     const { data } = await api("console_me?select=*");
-    if (!data || !data.length) { logout("Ten użytkownik nie ma roli w callsync (brak wpisu w app_user)."); return false; }
+    if (!data || !data.length) { await signOut("Ten użytkownik nie ma roli w callsync (brak wpisu w app_user).", true); return false; }
     state.me = data[0];
     return true;
   } catch (e) {
-    if (e.status !== 401) logout(`Nie udało się odczytać profilu: ${e.message}`);
+    if (e.status !== 401) await signOut(`Nie udało się odczytać profilu: ${e.message}`, true);
     return false;
   }
 }
 
 function showLogin(message) {
   clearInterval(state.timer);
+  state.route = "";
   $("#nav").innerHTML = "";
   $("#who").innerHTML = "";
+  const local = state.config.localLogin;
   const users = state.config.demoUsers || [];
   $("#main").innerHTML = `
     <h1>Logowanie</h1>
-    ${message ? `<div class="notice">${esc(message)}</div>` : ""}
-    ${state.config.localLogin ? `
-      <p class="muted">Lokalne demo: wybierz użytkownika z danych demonstracyjnych (token wystawia symulator).</p>
+    ${message ? `<div class="notice" data-testid="login-notice">${esc(message)}</div>` : ""}
+    <form id="login" class="card login" novalidate>
+      <label>Adres e-mail<input type="email" id="login-email" autocomplete="username" data-testid="login-email"></label>
+      <label>Hasło<input type="password" id="login-password" autocomplete="current-password" data-testid="login-password"></label>
+      <div class="notice err" id="login-error" data-testid="login-error" role="alert" hidden></div>
+      <button type="submit" class="primary" data-testid="login-submit">Zaloguj</button>
+    </form>
+    ${local ? `<div class="card login">
+      <p class="muted">Lokalne demo (symulator, nigdy na produkcji): konta z danych demonstracyjnych, hasło <code>${esc(state.config.demoPassword || "")}</code>. Kliknij konto, aby je wpisać.</p>
       <div class="users">${users.map((u) => `
-        <button data-testid="login-${esc(u.role)}" data-sub="${esc(u.id)}">${esc(u.label)}<small>${esc(ROLE_PL[u.role] || u.role)}</small></button>`).join("")}
-      </div>` : ""}
-    <h2>Token JWT</h2>
-    <p class="muted">Wklej token dostępu użytkownika (np. z Supabase Auth).</p>
-    <div class="toolbar"><input id="jwt" size="60" placeholder="eyJhbGciOi…"><button id="jwt-go" class="primary">Zaloguj</button></div>`;
+        <button type="button" data-email="${esc(u.email)}" data-testid="demo-${esc(u.role)}">${esc(u.label)}<small>${esc(u.email)} · ${esc(ROLE_PL[u.role] || u.role)}</small></button>`).join("")}
+      </div></div>` : ""}`;
+  const form = $("#login"), email = $("#login-email"), password = $("#login-password"), err = $("#login-error");
   for (const b of document.querySelectorAll(".users button")) {
-    b.onclick = async () => {
-      const res = await fetch(`local/token?sub=${encodeURIComponent(b.dataset.sub)}`);
-      if (!res.ok) return showLogin(`Symulator odmówił tokenu (${res.status}).`);
-      await signIn((await res.json()).token);
-    };
+    b.onclick = () => { email.value = b.dataset.email; password.value = state.config.demoPassword || ""; form.querySelector("button[type=submit]").focus(); };
   }
-  $("#jwt-go").onclick = () => signIn($("#jwt").value.trim());
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    const submit = form.querySelector("button[type=submit]");
+    err.hidden = true;
+    if (!email.value.trim() || !password.value) { err.textContent = "Podaj adres e-mail i hasło."; err.hidden = false; return; }
+    submit.disabled = true;
+    submit.textContent = "Logowanie…";
+    const failed = await signInWithPassword(email.value.trim(), password.value);
+    if (failed && document.body.contains(form)) {
+      submit.disabled = false;
+      submit.textContent = "Zaloguj";
+      password.value = "";
+      err.textContent = failed;
+      err.hidden = false;
+      password.focus();
+    }
+  };
+  (email.value ? password : email).focus();
 }
 
-async function signIn(token) {
-  state.token = token;
-  sessionStorage.setItem("callsync.token", token);
-  if (await loadMe()) { location.hash = "#/pulpit"; render(); }
-}
-
-function logout(message) {
-  sessionStorage.removeItem("callsync.token");
-  state.token = null; state.me = null;
+// Ends the session: with `remote`, Supabase Auth revokes its refresh tokens
+// (this session only: scope=local; other devices stay signed in).
+async function signOut(message, remote = false) {
+  const session = state.session;
+  saveSession(null);
+  state.me = null;
+  if (remote && session) {
+    try { await auth("logout?scope=local", undefined, session.access_token); } catch { /* ended here anyway */ }
+  }
   showLogin(message);
+}
+
+function sessionExpired() {
+  saveSession(null);
+  state.me = null;
+  showLogin("Sesja wygasła — zaloguj się ponownie.");
 }
 
 // ---------------------------------------------------------------- routing
@@ -168,7 +303,7 @@ function render() {
     `<a href="#/${s.id}" data-testid="nav-${s.id}" class="${s === screen ? "active" : ""}">${esc(s.label)}</a>`).join("");
   const me = state.me;
   $("#who").innerHTML = `<span data-testid="who">${esc(ROLE_PL[me.role] || me.role)}${me.team_name ? ` · ${esc(me.team_name)}` : ""}${me.advisor_name ? ` · ${esc(me.advisor_name)}` : ""}</span><button id="logout">Wyloguj</button>`;
-  $("#logout").onclick = () => logout();
+  $("#logout").onclick = () => signOut(undefined, true);
   const route = `${screen.id}/${arg || ""}`;
   const fresh = route !== state.route;
   state.route = route;

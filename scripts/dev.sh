@@ -19,8 +19,10 @@ fi
 echo $$ >"$state/stack.pid"
 
 scripts/install-tools.sh
+t_tools=$SECONDS
 echo "building the worker…"
 cargo build --quiet --bins
+t_built=$SECONDS
 
 free_port() {  # the preferred port when it is free, else any free one
     node -e "const n=require('net');const t=p=>new Promise(r=>{const s=n.createServer();s.once('error',()=>r(0));s.listen(p,'127.0.0.1',()=>{const a=s.address().port;s.close(()=>r(a))})});(async()=>{console.log((await t($1))||(await t(0)))})()"
@@ -107,24 +109,44 @@ DATABASE_URL=$WORKER_DATABASE_URL WORKER_ID=local-worker \
 pids+=($!)
 # Calls arrive at once: the simulator posts deliveries (SIM_DROP of them are
 # lost, for reconciliation to recover), serves the history API, BPMsoft and the
-# console. SIMULATE=0 leaves it out. Local demo: reconcile every minute over a
-# 15-minute buffer (hosted projects keep the hourly default).
+# console with its local sign-in (a Supabase Auth stand-in for the demo users).
+# SIMULATE=0 leaves it out. Local demo: reconcile every minute over a 15-minute
+# buffer, and once 2 s after the first lost delivery, so a newcomer sees the
+# recovery in the first minute (hosted projects keep the hourly default).
 if [ "${SIMULATE:-1}" != 0 ]; then
     psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c "update callsync.setting set value = '\"1 minute\"' where key = 'callyzer.reconcile_interval' and value <> '\"1 minute\"'" \
         -c "update callsync.setting set value = '\"15 minutes\"' where key = 'callyzer.reconcile_safety_buffer' and value <> '\"15 minutes\"'"
     DATABASE_URL=$DATABASE_URL FUNCTIONS_URL=$FUNCTIONS_URL POSTGREST_URL=$POSTGREST_URL CALLYZER_API_TOKEN=$CALLYZER_API_TOKEN \
+        ANON_KEY=$ANON_KEY JWT_SECRET=$JWT_SECRET \
         target/debug/callsync simulate --listen "127.0.0.1:$sim_port" --local-login \
-        --rate "${SIM_RATE:-30}" --drop "${SIM_DROP:-0.2}" --history "${SIM_HISTORY:-400}" --elevenlabs-every-secs "${SIM_ELEVENLABS_SECS:-90}" &
+        --rate "${SIM_RATE:-30}" --drop "${SIM_DROP:-0.2}" --history "${SIM_HISTORY:-400}" \
+        --reconcile-after-drop-secs "${SIM_RECONCILE_AFTER_DROP_SECS:-2}" --elevenlabs-every-secs "${SIM_ELEVENLABS_SECS:-90}" &
     pids+=($!)
 fi
 
+# "Running" means answering: wait (90 s at most) for each HTTP process.
+wait_http() {
+    local what=$1 url=$2 deadline=$((SECONDS + 90)) code
+    while :; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
+        # any answer below 500 is a process that serves (PostgREST: 503 until its schema cache is loaded)
+        if [ "${code:-000}" != 000 ] && [ "$code" -lt 500 ]; then return 0; fi
+        if [ $SECONDS -ge $deadline ]; then echo "$what did not answer at $url within 90 s" >&2; return 1; fi
+        sleep 0.2
+    done
+}
+wait_http PostgREST "$POSTGREST_URL/"
+wait_http "the functions" "$FUNCTIONS_URL/"
+if [ "${SIMULATE:-1}" != 0 ]; then wait_http "the console" "$SIMULATOR_URL/config.json"; fi
+
 cat <<MSG
 
-callsync is running (Ctrl-C stops everything):
+callsync is running (ready $SECONDS s after start: tools $t_tools s, build $((t_built - t_tools)) s, services $((SECONDS - t_built)) s; Ctrl-C stops everything):
   Postgres    $DATABASE_URL
   PostgREST   $POSTGREST_URL
   Functions   $FUNCTIONS_URL
-  Console     $SIMULATOR_URL/   (log in as a demo user; simulator: SIM_RATE, SIM_DROP, SIMULATE=0)
+  Console     $SIMULATOR_URL/   (sign in: admin@callsync.test, kierownik@callsync.test or doradca@callsync.test,
+              password callsync-demo, local only; simulator: SIM_RATE, SIM_DROP, SIMULATE=0)
   keys, URLs and secrets: .callsync/local.env
 
 MSG

@@ -21,7 +21,7 @@
 //! - [`metrics`]: in-memory counters and histograms any module records into, Prometheus text out.
 //! - [`health`]: the internal HTTP port (`HEALTH_ADDR`): `/healthz` and `/metrics`.
 //! - [`ops`]: operator actions behind the runbooks (retry, replay, resend, pause).
-//! - [`simulate`]: `callsync simulate`, a local Callyzer/BPMsoft stand-in that also serves the console.
+//! - [`simulate`]: `callsync simulate`, a local Callyzer/BPMsoft stand-in that also serves the console (and, locally, its sign-in).
 
 pub mod clients;
 pub mod config;

@@ -4,11 +4,14 @@
 //! deliveries), sends the late-recording copy of a call later with a newer
 //! `modified_at`, serves the history API so reconciliation can recover what was
 //! dropped, answers CRM dispatches like BPMsoft, optionally posts signed
-//! ElevenLabs post-call events, and serves the operator console.
+//! ElevenLabs post-call events, and serves the operator console (with, for
+//! the local demo only, a Supabase Auth stand-in to sign in to it).
 //!
 //! Layout: [`world`] generates (pure, seeded); [`server`] answers HTTP;
-//! [`populate`] writes advisors and leads to a local database; this file parses
-//! the options and runs the delivery loop.
+//! [`auth`] is the sign-in stand-in; [`populate`] writes advisors and leads to
+//! a local database and starts the demo's first reconciliation run; this file
+//! parses the options and runs the delivery loop.
+pub mod auth;
 pub mod populate;
 pub mod server;
 pub mod world;
@@ -38,9 +41,17 @@ pub struct SimulateArgs {
     /// Calls per delivery (raise it with the rate for load).
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
-    /// Share of deliveries (0 to 1) that are never posted, as if lost on the way.
+    /// Share of live deliveries (0 to 1) that are never posted, as if lost on
+    /// the way. Spread evenly from a random start, so the first loss comes
+    /// within 1/drop deliveries.
     #[arg(long, default_value_t = 0.0)]
     pub drop: f64,
+    /// Seconds after the first dropped delivery to start one reconciliation
+    /// run through DATABASE_URL (0: never; pg_cron's schedule does it). The
+    /// demo's newcomer then sees lost webhooks recovered in the first minute,
+    /// not at pg_cron's next full minute or later.
+    #[arg(long, default_value_t = 0)]
+    pub reconcile_after_drop_secs: u64,
     /// Calls spread over the last 7 days, delivered at start (in deliveries of 50).
     #[arg(long, default_value_t = 0)]
     pub history: usize,
@@ -95,8 +106,13 @@ pub struct SimulateArgs {
     /// PostgREST URL the console reads (written into /config.json).
     #[arg(long, env = "POSTGREST_URL")]
     pub rest_url: Option<String>,
-    /// Let the console log in as the seed's demo users: /local/token mints
-    /// their JWTs with JWT_SECRET. Local stack only; never in production.
+    /// The anon key: written into /config.json (the console sends it as
+    /// `apikey`) and required by the local sign-in.
+    #[arg(long, env = "ANON_KEY", hide_env_values = true)]
+    pub anon_key: Option<String>,
+    /// Serve a Supabase Auth stand-in at /auth/v1 that signs in the seed's demo
+    /// users with the public demo password, minting tokens with JWT_SECRET.
+    /// Local stack only; never in production.
     #[arg(long)]
     pub local_login: bool,
 }
@@ -142,6 +158,11 @@ pub async fn run(args: SimulateArgs, stop: CancellationToken) -> Result<(), Simu
     } else {
         None
     };
+    if args.reconcile_after_drop_secs > 0 && args.database_url.is_none() {
+        return Err(SimulateError::Config(
+            "--reconcile-after-drop-secs needs DATABASE_URL".into(),
+        ));
+    }
     let world = World::generate(args.seed, args.advisors, args.leads);
     if let (Some(url), false) = (&args.database_url, args.no_populate) {
         let (a, l) = populate::populate(url, &world).await?;
@@ -183,7 +204,11 @@ pub async fn run(args: SimulateArgs, stop: CancellationToken) -> Result<(), Simu
         last_api_request: Mutex::new(None),
         console_dir: console_dir.clone(),
         rest_url: args.rest_url.clone(),
-        jwt_secret,
+        anon_key: args.anon_key.clone(),
+        auth: jwt_secret.map(|secret| {
+            auth::LocalAuth::new(secret, args.anon_key.clone(), format!("{base}/auth/v1"))
+        }),
+        dropped: tokio::sync::Notify::new(),
     });
     let server_stop = stop.clone();
     let app = server::router(shared.clone());
@@ -198,6 +223,9 @@ pub async fn run(args: SimulateArgs, stop: CancellationToken) -> Result<(), Simu
     println!("  BPMsoft sandbox       {base}/0/ServiceModel/GeneratedObjectWebFormService.svc/SaveWebFormObjectData");
     if console_dir.is_some() {
         println!("  console               {base}/");
+    }
+    if args.local_login {
+        println!("  sign-in (local only)  {base}/auth/v1/token");
     }
 
     let webhook = match (&args.functions_url, &args.webhook_token) {
@@ -228,6 +256,7 @@ pub async fn run(args: SimulateArgs, stop: CancellationToken) -> Result<(), Simu
             f.unknown_percent = args.unknown_percent.min(100);
             f
         },
+        drop_credit: fastrand::f64(),
         rng: fastrand::Rng::new(),
         drop: args.drop,
         late: Vec::new(),
@@ -239,7 +268,8 @@ pub async fn run(args: SimulateArgs, stop: CancellationToken) -> Result<(), Simu
     sim.history(args.history).await;
     let live = sim.live(&args, &stop);
     let elevenlabs = elevenlabs_loop(&args, &shared, &stop);
-    tokio::join!(live, elevenlabs);
+    let reconcile = reconcile_after_drop(&args, &shared, &stop);
+    tokio::join!(live, elevenlabs, reconcile);
     stop.cancel();
     let _ = server.await;
     let stats = lock(&shared.stats).clone();
@@ -274,6 +304,8 @@ struct Simulation {
     factory: CallFactory,
     rng: fastrand::Rng,
     drop: f64,
+    /// Grows by `drop` per delivery; a delivery is dropped each time it passes 1.
+    drop_credit: f64,
     /// Calls whose recording is still to come: (due, call).
     late: Vec<(chrono::DateTime<Utc>, SimCall)>,
     base: String,
@@ -377,10 +409,17 @@ impl Simulation {
             }
         }
         let Some(url) = &self.webhook else { return };
-        if self.rng.f64() < self.drop {
-            let mut stats = lock(&self.shared.stats);
-            stats.deliveries_dropped += 1;
-            stats.calls_dropped += calls.len() as u64;
+        // evenly spread rather than a coin per delivery: a coin can go a minute
+        // without a loss, and the demo promises a recovered one in its first minute
+        self.drop_credit += self.drop;
+        if self.drop_credit >= 1.0 {
+            self.drop_credit -= 1.0;
+            {
+                let mut stats = lock(&self.shared.stats);
+                stats.deliveries_dropped += 1;
+                stats.calls_dropped += calls.len() as u64;
+            }
+            self.shared.dropped.notify_one();
             tracing::info!(calls = calls.len(), "delivery dropped (--drop)");
             return;
         }
@@ -420,6 +459,32 @@ fn describe(c: &SimCall) -> String {
             " +recording"
         }
     )
+}
+
+/// Starts one reconciliation run `--reconcile-after-drop-secs` after the first
+/// dropped delivery, as an operator's "run now" would.
+async fn reconcile_after_drop(args: &SimulateArgs, shared: &Arc<Shared>, stop: &CancellationToken) {
+    let (Some(url), secs @ 1..) = (&args.database_url, args.reconcile_after_drop_secs) else {
+        return;
+    };
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        _ = shared.dropped.notified() => {}
+    }
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
+    }
+    match populate::start_reconciliation(url).await {
+        Ok(Some(run)) => tracing::info!(
+            run,
+            "reconciliation run started to recover the dropped deliveries"
+        ),
+        Ok(None) => tracing::info!(
+            "a reconciliation run is already going; it recovers the dropped deliveries"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not start a reconciliation run"),
+    }
 }
 
 /// Signed ElevenLabs post-call events (reference example shape), every `--elevenlabs-every-secs`.

@@ -1,10 +1,13 @@
-//! Writes the simulated advisors and leads into a local database, so the calls
-//! the simulator sends have teams and leads to match (what a CRM front-end
-//! would own in production). Idempotent: existing teams, advisors (by
-//! `emp_code`), leads (by name) and phones are left alone. Local demo only: it
+//! The simulator's database side. Writes the simulated advisors and leads into
+//! a local database, so the calls the simulator sends have teams and leads to
+//! match (what a CRM front-end would own in production). Idempotent: existing
+//! teams, advisors (by `emp_code`), leads (by name) and phones are left alone.
+//! Also starts the demo's first reconciliation run. Local demo only: it
 //! connects as the database owner from `DATABASE_URL`.
 use super::world::World;
 use serde_json::{json, Value};
+
+const START_RUN: &str = include_str!("../../sql/queries/callyzer_sync_run_start.sql");
 
 const TEAMS: &str = "insert into callsync.team (name)
     select distinct t from unnest($1::text[]) as t
@@ -54,4 +57,24 @@ pub async fn populate(
     tx.execute(PHONES, &[&leads]).await?;
     tx.commit().await?;
     Ok((added_advisors, added_leads))
+}
+
+/// Starts a reconciliation run over the usual cursor window, as an operator's
+/// "run now" does. Returns its id, or `None` while another run is going.
+///
+/// # Errors
+/// Connection or statement failures.
+pub async fn start_reconciliation(
+    database_url: &str,
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    let conn = tokio::spawn(conn);
+    let none: Option<chrono::DateTime<chrono::Utc>> = None;
+    let run = client
+        .query_one(START_RUN, &[&none, &none, &"operator"])
+        .await?
+        .try_get(0);
+    drop(client);
+    let _ = conn.await;
+    run
 }

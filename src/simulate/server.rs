@@ -6,10 +6,11 @@
 //! - `POST …/SaveWebFormObjectData`: a BPMsoft sandbox answering as Creatio does;
 //! - `GET /recordings/<id>.wav`: a short tone, so recordings play;
 //! - `GET /sim/stats`, `GET /sim/crm-submissions`: what the simulator did;
-//! - the console (`console/`) as static files, its `config.json`, and — only
-//!   with `--local-login` — `GET /local/token?sub=<demo user>`, which mints a
-//!   user JWT with JWT_SECRET. Local use only: never expose this in production.
-use super::world::{api_row, SimCall, World, DEMO_USERS};
+//! - the console (`console/`) as static files and its `config.json`;
+//! - only with `--local-login`, `/auth/v1/…`: a Supabase Auth (GoTrue)
+//!   stand-in for the seed's demo users ([`super::auth`]). Local use only.
+use super::auth::{LocalAuth, DEMO_PASSWORD, DEMO_USERS};
+use super::world::{api_row, SimCall, World};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -87,8 +88,13 @@ pub struct Shared {
     pub console_dir: Option<PathBuf>,
     /// The PostgREST URL the console reads.
     pub rest_url: Option<String>,
-    /// JWT_SECRET, only with `--local-login`.
-    pub jwt_secret: Option<String>,
+    /// The anon key the console sends as `apikey` (public by design).
+    pub anon_key: Option<String>,
+    /// The sign-in stand-in, only with `--local-login`.
+    pub auth: Option<LocalAuth>,
+    /// Signalled when a live delivery is dropped (the demo's first
+    /// reconciliation run waits for it).
+    pub dropped: tokio::sync::Notify,
 }
 
 type AppState = Arc<Shared>;
@@ -127,7 +133,10 @@ async fn dispatch(State(s): State<AppState>, req: Request) -> Response {
         (&Method::GET, "/sim/crm-submissions") => {
             axum::Json(Value::Array(lock(&s.crm_submissions).clone())).into_response()
         }
-        (&Method::GET, "/local/token") => local_token(&s, &query),
+        (_, p) if p.starts_with("/auth/v1/") => match &s.auth {
+            Some(auth) => auth.handle(&method, &p["/auth/v1".len()..], &query, &headers, &body),
+            None => (StatusCode::NOT_FOUND, "local log-in is off").into_response(),
+        },
         (&Method::GET, "/config.json") => config_json(&s),
         (&Method::GET, p) => static_file(&s, p),
         _ => (StatusCode::NOT_FOUND, "not found").into_response(),
@@ -344,36 +353,25 @@ fn recording() -> Response {
     ([(header::CONTENT_TYPE, "audio/wav")], wav).into_response()
 }
 
+/// What the console needs: where PostgREST and Auth are, and the key both
+/// want. With `--local-login` Auth is the stand-in on this port (a relative
+/// URL, so it works under any host name), and the demo accounts are listed.
 fn config_json(s: &Shared) -> Response {
+    let local = s.auth.is_some();
     let users: Vec<Value> = DEMO_USERS
         .iter()
-        .map(|(id, role, label)| json!({"id": id, "role": role, "label": label}))
+        .filter(|_| local)
+        .map(|u| json!({"email": u.email, "role": u.role, "label": u.label}))
         .collect();
     axum::Json(json!({
         "restUrl": s.rest_url,
-        "localLogin": s.jwt_secret.is_some(),
-        "demoUsers": if s.jwt_secret.is_some() { users } else { vec![] },
+        "authUrl": local.then_some("auth/v1"),
+        "anonKey": s.anon_key,
+        "localLogin": local,
+        "demoUsers": users,
+        "demoPassword": local.then_some(DEMO_PASSWORD),
     }))
     .into_response()
-}
-
-fn local_token(s: &Shared, query: &str) -> Response {
-    let Some(secret) = &s.jwt_secret else {
-        return (StatusCode::NOT_FOUND, "local log-in is off").into_response();
-    };
-    let sub = url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "sub")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
-    // only the seed's demo users: this endpoint exists for the local demo
-    if !DEMO_USERS.iter().any(|(id, _, _)| *id == sub) {
-        return (StatusCode::FORBIDDEN, "not a demo user").into_response();
-    }
-    let token = crate::jwt::sign(
-        &crate::jwt::claims("authenticated", Some(&sub), 8 * 3600),
-        secret.as_bytes(),
-    );
-    axum::Json(json!({ "token": token })).into_response()
 }
 
 fn static_file(s: &Shared, path: &str) -> Response {

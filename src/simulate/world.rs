@@ -37,25 +37,6 @@ pub struct World {
     pub leads: Vec<Lead>,
 }
 
-/// The demo users of `supabase/seed.sql`, offered by the console's local log-in.
-pub const DEMO_USERS: [(&str, &str, &str); 3] = [
-    (
-        "00000000-0000-4000-8000-0000000000a0",
-        "admin",
-        "Administrator (widzi wszystko)",
-    ),
-    (
-        "00000000-0000-4000-8000-0000000000b0",
-        "manager",
-        "Kierownik zespołu Demo team Warszawa",
-    ),
-    (
-        "00000000-0000-4000-8000-0000000000c1",
-        "advisor",
-        "Doradca Olga Nowak",
-    ),
-];
-
 const TEAMS: [&str; 2] = ["Demo team Warszawa", "Demo team Kraków"];
 const PL_FIRST: [&str; 16] = [
     "Anna",

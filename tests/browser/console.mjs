@@ -1,28 +1,22 @@
 // Browser test of the operator console: Debian's Chromium, headless, driven by
 // npm playwright-core (tools/node_modules). Started by tests/console_browser.rs,
 // which brings up a fresh stack (Postgres, PostgREST, Deno functions, worker,
-// simulator) and passes what to expect in EXPECT (JSON). Also runs against
+// simulator with its local sign-in) and passes what to expect in EXPECT (JSON).
+// Every role signs in through the console's form. Also runs against
 // `scripts/dev.sh` by hand: CONSOLE_URL=http://127.0.0.1:54323/ node tests/browser/console.mjs
 // (without EXPECT only the role screens are visited and screenshotted).
 // Screenshots of every screen go to ARTIFACTS_DIR (default tests/artifacts/console).
-import { createRequire } from "node:module";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-
-const require = createRequire(import.meta.url);
-const { chromium } = require("../../tools/node_modules/playwright-core");
+import { launch, signIn, submitSignIn, session as storedSession } from "./signin.mjs";
 
 const CONSOLE_URL = process.env.CONSOLE_URL || "http://127.0.0.1:54323/";
 const OUT = process.env.ARTIFACTS_DIR || path.resolve(path.dirname(new URL(import.meta.url).pathname), "../artifacts/console");
 const EXPECT = JSON.parse(process.env.EXPECT || "{}");
 fs.mkdirSync(OUT, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const timings = {};
 let failures = 0;
 
@@ -34,17 +28,23 @@ async function step(name, fn) {
   }
 }
 
-async function session(role) {
+async function open() {
   const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, locale: "pl-PL", timezoneId: "Europe/Warsaw" });
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
   await page.goto(CONSOLE_URL);
-  await page.click(`[data-testid=login-${role}]`);
-  await page.waitForSelector("[data-testid=who]");
   return { page, context, errors };
 }
+
+async function session(role) {
+  const opened = await open();
+  await signIn(opened.page, role);
+  return opened;
+}
+
+const accessToken = async (page) => (await storedSession(page))?.access_token;
 
 async function shot(page, name) {
   await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: true });
@@ -61,6 +61,31 @@ async function rendered(page, key) {
 }
 
 const ADMIN_SCREENS = ["kolejka", "uzgodnienia", "alerty", "crm"];
+
+// Sign-in refusals first: a wrong password (and an unknown e-mail) get a Polish
+// message and no session. The browser logs the 400 answers as console errors,
+// so this context's errors are not asserted.
+{
+  const { page, context } = await open();
+  await step("sign-in: a wrong password is refused in Polish and signs nobody in", async () => {
+    await shot(page, "login-01-formularz");
+    await submitSignIn(page, "admin", "not-the-password");
+    await page.waitForSelector("[data-testid=login-error]:not([hidden])");
+    assert.match(await page.textContent("[data-testid=login-error]"), /Nieprawidłowy adres e-mail lub hasło/);
+    assert.equal(await page.$("[data-testid=who]"), null);
+    assert.equal(await storedSession(page), null);
+    assert.equal(await page.inputValue("[data-testid=login-password]"), "", "the wrong password is cleared");
+    await shot(page, "login-02-zle-haslo");
+  });
+  await step("sign-in: an unknown e-mail gets the same answer", async () => {
+    await page.evaluate(() => { document.querySelector("[data-testid=login-error]").hidden = true; });
+    await submitSignIn(page, "nikt@callsync.test");
+    await page.waitForSelector("[data-testid=login-error]:not([hidden])");
+    assert.match(await page.textContent("[data-testid=login-error]"), /Nieprawidłowy adres e-mail lub hasło/);
+    assert.equal(await storedSession(page), null);
+  });
+  await context.close();
+}
 
 for (const role of ["admin", "manager", "advisor"]) {
   const { page, context, errors } = await session(role);
@@ -109,7 +134,8 @@ for (const role of ["admin", "manager", "advisor"]) {
       await page.evaluate(() => { location.hash = "#/kolejka"; });
       await page.waitForSelector("[data-screen=pulpit]");
       const rows = await page.evaluate(async (rest) => {
-        const r = await fetch(`${rest}/queue_jobs?select=id&limit=5`, { headers: { Authorization: `Bearer ${sessionStorage.getItem("callsync.token")}` } });
+        const token = JSON.parse(sessionStorage.getItem("callsync.session")).access_token;
+        const r = await fetch(`${rest}/queue_jobs?select=id&limit=5`, { headers: { Authorization: `Bearer ${token}` } });
         return (await r.json()).length;
       }, EXPECT.restUrl || (await page.evaluate(async () => (await (await fetch("config.json")).json()).restUrl)));
       assert.equal(rows, 0);
@@ -124,7 +150,8 @@ for (const role of ["admin", "manager", "advisor"]) {
       await page.click(`[data-testid=retry-${id}]`);
       await page.waitForFunction((jid) => !document.querySelector(`[data-testid=q-discarded] tr[data-job="${jid}"]`), id, { timeout: 15_000 });
       const stateOf = () => page.evaluate(async ({ rest, jid }) => {
-        const r = await fetch(`${rest}/queue_jobs?select=state&id=eq.${jid}`, { headers: { Authorization: `Bearer ${sessionStorage.getItem("callsync.token")}` } });
+        const token = JSON.parse(sessionStorage.getItem("callsync.session")).access_token;
+        const r = await fetch(`${rest}/queue_jobs?select=state&id=eq.${jid}`, { headers: { Authorization: `Bearer ${token}` } });
         return (await r.json())[0]?.state;
       }, { rest: EXPECT.restUrl, jid: id });
       const deadline = Date.now() + 20_000;
@@ -155,6 +182,63 @@ for (const role of ["admin", "manager", "advisor"]) {
     });
   }
   await step(`${role}: no JavaScript errors`, async () => assert.deepEqual(errors, []));
+  await context.close();
+}
+
+// The session's life: refreshed when it is about to expire or PostgREST
+// refuses it, back to the form when it cannot be refreshed, revoked at sign-out.
+// A refused token is a 401 the browser logs, so errors are not asserted here.
+{
+  const { page, context } = await open();
+  await signIn(page, "admin");
+  const tamper = (change) => page.evaluate((c) => {
+    const s = JSON.parse(sessionStorage.getItem("callsync.session"));
+    sessionStorage.setItem("callsync.session", JSON.stringify({ ...s, ...c }));
+  }, change);
+  const config = await page.evaluate(async () => (await fetch("config.json")).json());
+  const refreshWith = (token) => page.evaluate(async ({ token, config }) => {
+    const base = new URL(config.authUrl.replace(/\/?$/, "/"), location.href);
+    const r = await fetch(new URL("token?grant_type=refresh_token", base), {
+      method: "POST", headers: { apikey: config.anonKey || "", "Content-Type": "application/json" }, body: JSON.stringify({ refresh_token: token }),
+    });
+    return r.status;
+  }, { token, config });
+  await step("session: an access token about to expire is refreshed before use", async () => {
+    const before = await storedSession(page);
+    await tamper({ expires_at: Math.floor(Date.now() / 1000) - 5 });
+    await page.reload();
+    await page.waitForSelector("[data-testid=who]");
+    const after = await storedSession(page);
+    assert.notEqual(after.access_token, before.access_token);
+    assert.notEqual(after.refresh_token, before.refresh_token);
+    assert.ok(after.expires_at > Date.now() / 1000 + 600, "a fresh hour");
+    assert.equal(await refreshWith(before.refresh_token), 400, "a used refresh token is spent");
+  });
+  await step("session: a token PostgREST refuses is refreshed once and the request retried", async () => {
+    await tamper({ access_token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.bm90LXNpZ25lZA", expires_at: Math.floor(Date.now() / 1000) + 3600 });
+    await page.reload();
+    await page.waitForSelector("[data-testid=who]");
+    assert.match(await page.textContent("[data-testid=who]"), /administrator/);
+  });
+  await step("session: a session that cannot be refreshed ends at the form, in Polish", async () => {
+    await tamper({ access_token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.bm90LXNpZ25lZA", refresh_token: "spent", expires_at: 0 });
+    await page.reload();
+    await page.waitForSelector("[data-testid=login-notice]");
+    assert.match(await page.textContent("[data-testid=login-notice]"), /Sesja wygasła/);
+    assert.equal(await storedSession(page), null);
+    await shot(page, "login-03-sesja-wygasla");
+  });
+  await step("session: sign-out returns to the form and revokes the refresh token", async () => {
+    await signIn(page, "admin");
+    const { refresh_token } = await storedSession(page);
+    await page.click("#logout");
+    await page.waitForSelector("[data-testid=login-email]");
+    assert.equal(await storedSession(page), null);
+    assert.equal(await refreshWith(refresh_token), 400, "the signed-out session cannot be refreshed");
+    await page.reload();
+    await page.waitForSelector("[data-testid=login-email]");
+    assert.equal(await page.$("[data-testid=who]"), null);
+  });
   await context.close();
 }
 

@@ -4,21 +4,15 @@
 //   CONSOLE_URL=http://127.0.0.1:54323/ LEAD_ID=42 node tests/browser/measure.mjs
 // Each figure: from the navigation (hash change or period change) until the
 // table is in the page, wall clock in the test, median of RUNS runs.
-import { createRequire } from "node:module";
+import { launch, signIn } from "./signin.mjs";
 
-const require = createRequire(import.meta.url);
-const { chromium } = require("../../tools/node_modules/playwright-core");
 const CONSOLE_URL = process.env.CONSOLE_URL || "http://127.0.0.1:54323/";
 const RUNS = Number(process.env.RUNS || 5);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const page = await (await browser.newContext({ viewport: { width: 1360, height: 900 } })).newPage();
 await page.goto(CONSOLE_URL);
-await page.click("[data-testid=login-admin]");
+await signIn(page, "admin");
 await page.waitForSelector("[data-testid=kpi-calls]", { timeout: 120_000 });
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
