@@ -1,10 +1,13 @@
-//! The team-statistics rollups (`callsync.call_day_stat`, `call_day_client`)
-//! stay exactly equal to a scan of `callsync.call` through inserts, newer
-//! copies that move a call (type, duration, day, client, advisor), re-matching,
-//! a deleted lead, a deleted call and a time-zone change; and
-//! `public.team_call_stats` answers exactly what the original scanning version
-//! (migration 20261120100200, loaded from its file) answers, for aligned,
-//! unaligned and shorter-than-a-day periods.
+//! The team-statistics rollups (`callsync.call_day_stat`, `call_day_client`
+//! with each pair's previous day, `call_team_day_client`) stay exactly equal to
+//! a scan of `callsync.call` through inserts, newer copies that move a call
+//! (type, duration, day, client, advisor), re-matching, a deleted lead, a
+//! deleted call, days that appear or go in the middle of a pair's days,
+//! advisors that change team or are deleted, a deleted team and a time-zone
+//! change; and `public.team_call_stats` answers exactly what the original
+//! scanning version (migration 20261120100200, loaded from its file) answers,
+//! for aligned, unaligned and shorter-than-a-day periods, as the database owner
+//! and as admin, managers and an advisor through RLS.
 #![allow(clippy::unwrap_used)]
 mod common;
 
@@ -43,16 +46,26 @@ const ROLLUP_DIFF: &str = "
                count(c.lead_id)::int as matched_calls
         from callsync.call as c, tz group by 1, 2
     ), fresh_client as (
-        select coalesce(c.advisor_id, 0) as advisor_id, (c.called_at at time zone tz.tz)::date as day,
-               substr(c.client_e164, 2)::bigint as client, count(*)::int as calls
-        from callsync.call as c, tz where c.client_e164 is not null group by 1, 2, 3
+        select x.*, lag(x.day) over (partition by x.advisor_id, x.client order by x.day) as prev_day
+        from (select coalesce(c.advisor_id, 0) as advisor_id, (c.called_at at time zone tz.tz)::date as day,
+                     substr(c.client_e164, 2)::bigint as client, count(*)::int as calls
+              from callsync.call as c, tz where c.client_e164 is not null group by 1, 2, 3) as x
+    ), fresh_team as (
+        select x.*, lag(x.day) over (partition by x.team_id, x.client order by x.day) as prev_day
+        from (select coalesce(a.team_id, 0) as team_id, (c.called_at at time zone tz.tz)::date as day,
+                     substr(c.client_e164, 2)::bigint as client, count(*)::int as calls
+              from callsync.call as c cross join tz left join callsync.advisor as a on a.id = c.advisor_id
+              where c.client_e164 is not null group by 1, 2, 3) as x
     )
     select (select count(*) from ((select * from fresh_stat except all select * from callsync.call_day_stat)
                                   union all
                                   (select * from callsync.call_day_stat except all select * from fresh_stat)) as d)
          + (select count(*) from ((select * from fresh_client except all select * from callsync.call_day_client)
                                   union all
-                                  (select * from callsync.call_day_client except all select * from fresh_client)) as d)";
+                                  (select * from callsync.call_day_client except all select * from fresh_client)) as d)
+         + (select count(*) from ((select * from fresh_team except all select * from callsync.call_team_day_client)
+                                  union all
+                                  (select * from callsync.call_team_day_client except all select * from fresh_team)) as d)";
 
 /// Periods that cover whole local days, cut days at both ends, a single
 /// partial day, an empty period and a DST change (Europe/Warsaw, 2026-03-29).
@@ -63,7 +76,38 @@ const PERIODS: &[(&str, &str)] = &[
     ("2026-03-28T23:00:00Z", "2026-03-29T23:00:00Z"),
     ("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"),
     ("2026-03-29T12:00:00Z", "2026-03-29T12:00:00Z"),
+    ("2026-03-12T10:00:00Z", "2026-03-20T12:00:00Z"),
+    ("2026-03-15T00:00:00+01:00", "2026-03-21T00:00:00+01:00"),
+    ("2026-03-10T23:00:00Z", "2026-03-11T11:00:00Z"),
 ];
+
+/// The signed-in users the comparison also runs as (RLS decides what each
+/// sees; the team rollup is read only for a team the user sees whole): admin,
+/// the managers of teams 1 and 2, and advisor 1.
+const USERS: &[&str] = &[
+    people::ADMIN,
+    people::MANAGER_A,
+    people::MANAGER_B,
+    people::OLGA,
+];
+const APP_USERS: &str = "
+    insert into callsync.app_user (user_id, role, team_id, advisor_id) values
+        ('00000000-0000-4000-8000-00000000000a', 'admin',   null, null),
+        ('00000000-0000-4000-8000-0000000000a1', 'manager', 1,    null),
+        ('00000000-0000-4000-8000-0000000000b1', 'manager', 2,    null),
+        ('00000000-0000-4000-8000-00000000a001', 'advisor', null, 1);
+    grant execute on function public.team_call_stats_scan(timestamptz, timestamptz, bigint) to authenticated;";
+
+/// Rows in which team_call_stats and the scan differ for these arguments.
+fn stats_diff(args: &str) -> String {
+    format!(
+        "select (select count(*) from (
+             (select * from public.team_call_stats({args}) except all select * from public.team_call_stats_scan({args}))
+             union all
+             (select * from public.team_call_stats_scan({args}) except all select * from public.team_call_stats({args}))) as d)
+         + abs((select count(*) from public.team_call_stats({args})) - (select count(*) from public.team_call_stats_scan({args})))"
+    )
+}
 
 async fn assert_exact(db: &TestDb, phase: &str) {
     let diff: i64 = db.scalar(ROLLUP_DIFF).await;
@@ -71,21 +115,29 @@ async fn assert_exact(db: &TestDb, phase: &str) {
         diff, 0,
         "{phase}: the rollups differ from a scan of the calls"
     );
+    let c = db.pool.get().await.unwrap();
     for (from, to) in PERIODS {
         for team in ["null", "1", "2"] {
             let args = format!("'{from}'::timestamptz, '{to}'::timestamptz, {team}::bigint");
-            let sql = format!(
-                "select (select count(*) from (
-                     (select * from public.team_call_stats({args}) except all select * from public.team_call_stats_scan({args}))
-                     union all
-                     (select * from public.team_call_stats_scan({args}) except all select * from public.team_call_stats({args}))) as d)
-                 + abs((select count(*) from public.team_call_stats({args})) - (select count(*) from public.team_call_stats_scan({args})))"
-            );
-            let d: i64 = db.scalar(&sql).await;
+            let d: i64 = db.scalar(&stats_diff(&args)).await;
             assert_eq!(
                 d, 0,
                 "{phase}: team_call_stats({from}, {to}, {team}) differs from the scan"
             );
+            for user in USERS {
+                c.batch_execute(&format!(
+                    "begin; set local role authenticated;
+                     select set_config('request.jwt.claims', '{{\"sub\":\"{user}\",\"role\":\"authenticated\"}}', true);"
+                ))
+                .await
+                .unwrap();
+                let d: i64 = c.query_one(&stats_diff(&args), &[]).await.unwrap().get(0);
+                c.batch_execute("rollback").await.unwrap();
+                assert_eq!(
+                    d, 0,
+                    "{phase}: team_call_stats({from}, {to}, {team}) differs from the scan for user {user}"
+                );
+            }
         }
     }
 }
@@ -123,6 +175,7 @@ async fn rollups_equal_a_scan_after_inserts_updates_rematching_and_deletes() {
          insert into callsync.lead_phone (lead_id, raw) values (1, '601000001'), (2, '601000002');",
     )
     .await;
+    db.exec(APP_USERS).await;
     assert_exact(&db, "empty").await;
 
     // inserts: three advisors and one Callyzer has not told us about, every type,
@@ -239,11 +292,139 @@ async fn rollups_equal_a_scan_after_inserts_updates_rematching_and_deletes() {
     db.exec("truncate callsync.call cascade").await;
     assert_eq!(
         db.scalar::<i64>(
-            "select (select count(*) from callsync.call_day_stat) + (select count(*) from callsync.call_day_client)"
+            "select (select count(*) from callsync.call_day_stat) + (select count(*) from callsync.call_day_client)
+                  + (select count(*) from callsync.call_team_day_client)"
         )
         .await,
         0
     );
+}
+
+/// Calls straight into callsync.call, one statement: (id, advisor (0: none),
+/// client number after +48, local time in Europe/Warsaw).
+fn insert_calls(rows: &[(&str, i64, i64, &str)]) -> String {
+    let values: Vec<String> = rows
+        .iter()
+        .map(|(id, advisor, client, at)| {
+            format!(
+                "('{id}', nullif({advisor}, 0), '+48{client}', 30, 'Outgoing', '{at}', '', \
+                 '{at}'::timestamp at time zone 'Europe/Warsaw', 'api', '{{}}')"
+            )
+        })
+        .collect();
+    format!(
+        "insert into callsync.call (id, advisor_id, client_e164, duration_s, call_type, call_date, call_time, called_at, source, raw) values {}",
+        values.join(", ")
+    )
+}
+
+/// prev_day (the pair's previous day) and the team rollup through the writes
+/// that move a pair's neighbours: a day that appears between two others, several
+/// days of one pair in one statement out of order, a day that falls to zero, a
+/// call moved across another day of its pair, to another advisor and team, an
+/// advisor who changes team (and loses it), a deleted team, a deleted advisor,
+/// calls without an advisor; after each, everything equals a scan, and
+/// team_call_stats equals the original scan for admin, managers and an advisor
+/// (periods with partial edge days whose clients also appear on whole days).
+#[tokio::test]
+async fn first_days_and_team_rollup_stay_exact_when_days_appear_go_and_advisors_move() {
+    let db = TestDb::new().await;
+    db.exec(&scanning_reference()).await;
+    db.exec(
+        "insert into callsync.team (name) values ('A'), ('B');
+         insert into callsync.advisor (name, emp_code, team_id) values
+             ('a1', 'E1', 1), ('a2', 'E2', 1), ('b1', 'E3', 2), ('n1', 'E4', null);",
+    )
+    .await;
+    db.exec(APP_USERS).await;
+
+    // chains: (a1, c1) on the 10th and 20th, (a2, c1) on the 15th: team 1's c1
+    // chain is 10, 15, 20; (a1, c2) once; a call at each edge of the periods
+    db.exec(&insert_calls(&[
+        ("k-1", 1, 601000001, "2026-03-10 10:00"),
+        ("k-2", 1, 601000001, "2026-03-20 10:00"),
+        ("k-3", 2, 601000001, "2026-03-15 12:00"),
+        ("k-4", 1, 601000002, "2026-03-10 12:00"),
+        ("k-5", 1, 601000002, "2026-03-12 12:00"),
+        ("k-6", 3, 601000001, "2026-03-12 09:00"),
+        ("k-7", 3, 601000009, "2026-03-20 14:00"),
+    ]))
+    .await;
+    assert_exact(&db, "first chains").await;
+
+    // a day between two others: the later day's prev_day moves to it
+    db.exec(&insert_calls(&[("k-8", 1, 601000001, "2026-03-15 09:00")]))
+        .await;
+    assert_exact(&db, "a day in the middle of a pair's days").await;
+
+    // several days of one pair in one statement, out of order, one of them a
+    // second call on an existing day (a count, not a new row)
+    db.exec(&insert_calls(&[
+        ("k-9", 1, 601000003, "2026-03-25 10:00"),
+        ("k-10", 1, 601000003, "2026-03-05 10:00"),
+        ("k-11", 1, 601000003, "2026-03-12 10:00"),
+        ("k-12", 1, 601000001, "2026-03-20 16:00"),
+        ("k-13", 2, 601000003, "2026-03-18 10:00"),
+    ]))
+    .await;
+    assert_exact(&db, "several days of a pair in one statement").await;
+
+    // the only call of a middle day goes: the next day points past it again
+    db.exec("delete from callsync.call where id = 'k-8'").await;
+    assert_exact(&db, "a middle day falls to zero").await;
+
+    // one update moves calls across other days of their pair (the 5th to the
+    // 30th, the 12th to the 1st), to another advisor in another team, and off a
+    // day that keeps another call
+    db.exec(
+        "update callsync.call set called_at = called_at + interval '25 days' where id = 'k-10';
+         update callsync.call
+         set called_at = case id when 'k-11' then called_at - interval '11 days' else called_at end,
+             advisor_id = case id when 'k-2' then 3 else advisor_id end
+         where id in ('k-11', 'k-2');
+         update callsync.call set called_at = called_at - interval '2 days' where id = 'k-12';",
+    )
+    .await;
+    assert_exact(&db, "calls moved across days, advisors and teams").await;
+
+    // an advisor changes team, an advisor without a team gets one, one loses it
+    db.exec(&insert_calls(&[
+        ("k-14", 4, 601000001, "2026-03-16 10:00"),
+        ("k-15", 4, 601000004, "2026-03-21 10:00"),
+    ]))
+    .await;
+    assert_exact(&db, "an advisor without a team").await;
+    db.exec("update callsync.advisor set team_id = 2 where id = 2")
+        .await;
+    assert_exact(&db, "an advisor moved to another team").await;
+    db.exec("update callsync.advisor set team_id = case id when 4 then 1 when 1 then null end where id in (1, 4)")
+        .await;
+    assert_exact(&db, "advisors swapped in and out of a team").await;
+    db.exec("update callsync.advisor set team_id = 1 where id = 1")
+        .await;
+
+    // calls without an advisor count under team 0 with advisors without a team
+    db.exec(&insert_calls(&[
+        ("k-16", 0, 601000001, "2026-03-17 10:00"),
+        ("k-17", 0, 601000004, "2026-03-21 11:00"),
+    ]))
+    .await;
+    assert_exact(&db, "calls without an advisor").await;
+
+    // a deleted team: its advisors lose their team (its manager first)
+    db.exec(
+        "delete from callsync.app_user where user_id = '00000000-0000-4000-8000-0000000000b1';
+         delete from callsync.team where id = 2;",
+    )
+    .await;
+    assert_exact(&db, "a deleted team").await;
+
+    // a deleted advisor with a team: its calls lose their advisor
+    db.exec("delete from callsync.advisor where id = 4").await;
+    assert_exact(&db, "a deleted advisor").await;
+
+    db.exec("select callsync.call_rollups_rebuild()").await;
+    assert_exact(&db, "after a rebuild").await;
 }
 
 #[tokio::test]
@@ -253,6 +434,7 @@ async fn the_worker_role_cannot_read_or_write_the_rollups_and_users_see_their_ow
     for sql in [
         "select * from callsync.call_day_stat",
         "select * from callsync.call_day_client",
+        "select * from callsync.call_team_day_client",
         "select callsync.call_rollups_rebuild()",
         "delete from callsync.call_day_stat",
     ] {
@@ -297,6 +479,38 @@ async fn the_worker_role_cannot_read_or_write_the_rollups_and_users_see_their_ow
         .await
         .unwrap()
         .get(0);
+    // a team's rollup is about the other advisors' clients too: not for an advisor
+    let team: i64 = c
+        .query_one("select count(*) from callsync.call_team_day_client", &[])
+        .await
+        .unwrap()
+        .get(0);
     c.batch_execute("rollback").await.unwrap();
-    assert_eq!((own, all), (1, 2), "an advisor sees only their own rows");
+    assert_eq!(
+        (own, all, team),
+        (1, 2, 0),
+        "an advisor sees only their own rows"
+    );
+    // the team's manager sees the team's row, another team's manager nothing
+    db.exec(
+        "insert into callsync.team (name) values ('B');
+         insert into callsync.app_user (user_id, role, team_id) values
+             ('00000000-0000-4000-8000-0000000000a1', 'manager', 1), ('00000000-0000-4000-8000-0000000000b1', 'manager', 2);",
+    )
+    .await;
+    for (user, expected) in [(people::MANAGER_A, 1i64), (people::MANAGER_B, 0)] {
+        c.batch_execute(&format!(
+            "begin; set local role authenticated;
+             select set_config('request.jwt.claims', '{{\"sub\":\"{user}\",\"role\":\"authenticated\"}}', true);"
+        ))
+        .await
+        .unwrap();
+        let n: i64 = c
+            .query_one("select count(*) from callsync.call_team_day_client", &[])
+            .await
+            .unwrap()
+            .get(0);
+        c.batch_execute("rollback").await.unwrap();
+        assert_eq!(n, expected, "team rollup rows the manager {user} sees");
+    }
 }
