@@ -481,8 +481,12 @@ async function stats(_arg, first) {
   if (p === "c") { from = dayStart($("#from").value); to = new Date(dayStart($("#to").value).getTime() + 86400_000); }
   else { from = dayStart(localDate(new Date(Date.now() - (Number(p) - 1) * 86400_000))); to = new Date(Date.now() + 60_000); }
   const team = $("#team").value;
+  // a change of period or team while a slower answer (a month) is on its way:
+  // only the newest request may fill the screen
+  const seq = (state.statsSeq = (state.statsSeq || 0) + 1);
   const t0 = performance.now();
   const { data } = await api("rpc/team_call_stats", { method: "POST", body: { p_from: from.toISOString(), p_to: to.toISOString(), p_team_id: team ? Number(team) : null } });
+  if (seq !== state.statsSeq) return;
   window.__lastRenderMs = performance.now() - t0;
   const sel = $("#team");
   for (const r of data.filter((x) => x.is_total && x.team_id != null)) {
@@ -492,7 +496,7 @@ async function stats(_arg, first) {
   fill("#stats-body", `
     <div class="card"><h2 style="margin-top:0">Rozmowy według typu</h2>${statsChart(data)}</div>
     <div class="card"><h2 style="margin-top:0">Udział rozmów dopasowanych do leadów</h2>${shareChart(data)}</div>
-    <table data-testid="stats-table"><thead><tr><th>Zespół</th><th>Doradca</th>${cols.map(([, l]) => `<th class="num">${l}</th>`).join("")}<th class="num">Razem</th><th class="num">Czas łącznie</th><th class="num">Średnio</th><th class="num">Unikalni klienci</th><th class="num">Dopasowane</th></tr></thead><tbody>
+    <table data-testid="stats-table" data-period="${esc(p)}" data-team="${esc(team)}"><thead><tr><th>Zespół</th><th>Doradca</th>${cols.map(([, l]) => `<th class="num">${l}</th>`).join("")}<th class="num">Razem</th><th class="num">Czas łącznie</th><th class="num">Średnio</th><th class="num">Unikalni klienci</th><th class="num">Dopasowane</th></tr></thead><tbody>
     ${data.map((r) => `<tr${r.is_total ? ' style="font-weight:600;background:#fafbfc"' : ""} data-testid="${r.is_total ? "stats-total" : "stats-advisor"}">
       <td>${esc(r.team_name || "—")}</td><td>${r.is_total ? "Razem zespół" : esc(r.advisor_name || "—")}</td>
       ${cols.map(([k]) => `<td class="num">${num(r[k])}</td>`).join("")}

@@ -47,10 +47,10 @@ try {
 
   // Statystyki zespołu, today: the teams' totals above zero, then growing
   await page.evaluate(() => { location.hash = "#/statystyki"; });
-  // the first load (7 days) lands before the switch to today, so it cannot overwrite it
-  await page.waitForSelector("[data-testid=stats-table]", { timeout: left() });
+  await page.waitForSelector("[data-testid=stats-period]", { timeout: left() });
   await page.selectOption("[data-testid=stats-period]", "1");
-  const total = () => Array.from(document.querySelectorAll("[data-testid=stats-total] td:nth-child(8)"))
+  // only a table drawn from today's figures counts (not the first, 7-day one)
+  const total = () => Array.from(document.querySelectorAll("[data-testid=stats-table][data-period='1'] [data-testid=stats-total] td:nth-child(8)"))
     .reduce((a, td) => a + Number(td.textContent.replace(/[^\d]/g, "") || 0), 0);
   await until("team statistics: today's total > 0", `(${total})() > 0`);
   const before = await page.evaluate(`(${total})()`);
