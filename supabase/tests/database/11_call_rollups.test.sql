@@ -24,7 +24,7 @@ select ok(not has_table_privilege('callsync_worker', 'callsync.call_team_day_cli
 select is(
     array(select p.proname::text from pg_proc as p join pg_namespace as n on n.oid = p.pronamespace
           where n.nspname = 'callsync'
-            and p.proname in ('call_day_client_apply', 'call_team_day_client_apply', 'call_client_rollups_apply',
+            and p.proname in ('call_team_day_client_apply', 'call_client_rollups_apply',
                               'call_rollup_add', 'call_rollup_advisor_moved', 'call_rollup_advisor_deleted',
                               'app_full_team_ids')
             and not (p.prosecdef and 'search_path=""' = any (p.proconfig))
@@ -33,7 +33,7 @@ select is(
     'the rollup functions are security definers with an empty search_path');
 select ok(not has_function_privilege('authenticated', 'callsync.call_client_rollups_apply(bigint[], date[], bigint[], integer[])', 'execute')
           and not has_function_privilege('authenticated', 'callsync.call_team_day_client_apply(bigint[], date[], bigint[], integer[])', 'execute')
-          and not has_function_privilege('service_role', 'callsync.call_day_client_apply(bigint[], date[], bigint[], integer[])', 'execute'),
+          and not has_function_privilege('service_role', 'callsync.call_client_rollups_apply(bigint[], date[], bigint[], integer[])', 'execute'),
     'nobody calls the rollup writers but the triggers');
 select ok(has_function_privilege('authenticated', 'callsync.app_full_team_ids()', 'execute')
           and not has_function_privilege('anon', 'callsync.app_full_team_ids()', 'execute'),
