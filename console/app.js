@@ -486,7 +486,7 @@ async function stats(_arg, first) {
   const seq = (state.statsSeq = (state.statsSeq || 0) + 1);
   const t0 = performance.now();
   const { data } = await api("rpc/team_call_stats", { method: "POST", body: { p_from: from.toISOString(), p_to: to.toISOString(), p_team_id: team ? Number(team) : null } });
-  if (seq !== state.statsSeq) return;
+  if (seq !== state.statsSeq || !$("[data-screen=stats]")) return;  // superseded, or the user moved on
   window.__lastRenderMs = performance.now() - t0;
   const sel = $("#team");
   for (const r of data.filter((x) => x.is_total && x.team_id != null)) {

@@ -209,8 +209,8 @@ for (const role of ["admin", "manager", "advisor"]) {
     await page.reload();
     await page.waitForSelector("[data-testid=who]");
     const after = await storedSession(page);
-    assert.notEqual(after.access_token, before.access_token);
-    assert.notEqual(after.refresh_token, before.refresh_token);
+    // (the access token may come out identical: same claims within the same second)
+    assert.notEqual(after.refresh_token, before.refresh_token, "a new session from the refresh grant");
     assert.ok(after.expires_at > Date.now() / 1000 + 600, "a fresh hour");
     assert.equal(await refreshWith(before.refresh_token), 400, "a used refresh token is spent");
   });
