@@ -16,6 +16,7 @@ const OUT = process.env.ARTIFACTS_DIR || path.resolve(path.dirname(new URL(impor
 const READY_AT = Number(process.env.READY_AT || Date.now());
 const DEADLINE = READY_AT + 1000 * Number(process.env.DEADLINE_S || 60);
 fs.mkdirSync(OUT, { recursive: true });
+fs.rmSync(path.join(OUT, "first-minute-failed.png"), { force: true });  // an earlier run's
 
 const seen = {};
 const since = () => Number(((Date.now() - READY_AT) / 1000).toFixed(1));
