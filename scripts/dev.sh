@@ -141,7 +141,7 @@ if [ "${SIMULATE:-1}" != 0 ]; then wait_http "the console" "$SIMULATOR_URL/confi
 
 cat <<MSG
 
-callsync is running (ready $SECONDS s after start: tools $t_tools s, build $((t_built - t_tools)) s, services $((SECONDS - t_built)) s; Ctrl-C stops everything):
+callsync is running (ready $SECONDS s after start: tools $t_tools s, build $((t_built - t_tools)) s, database and services $((SECONDS - t_built)) s; Ctrl-C stops everything):
   Postgres    $DATABASE_URL
   PostgREST   $POSTGREST_URL
   Functions   $FUNCTIONS_URL
