@@ -186,7 +186,15 @@ impl Worker {
         self.drain().await;
         maintenance.abort();
         finish.cancel();
-        let _ = completer.await;
+        // The last completions get the drain deadline too: a database that
+        // stopped answering must not keep the process alive. Unrecorded
+        // completions mean those jobs run again after their leases expire.
+        if tokio::time::timeout(self.opts.drain_deadline, completer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("completions still unrecorded at shutdown; those jobs will run again");
+        }
         tracing::info!(worker.id = %self.opts.worker_id, "worker stopped");
     }
 
@@ -197,7 +205,10 @@ impl Worker {
         while !shutdown.is_cancelled() {
             self.last_tick_ms
                 .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
-            match self.claim_batch().await {
+            let Some(claimed) = self.claim_unless_stuck(&shutdown).await else {
+                break;
+            };
+            match claimed {
                 Ok((requested, started)) => {
                     claim_backoff = Duration::from_millis(100);
                     // Anything claimed means the queue was not empty: ask again at once. Only
@@ -228,6 +239,33 @@ impl Worker {
                 _ = tokio::time::sleep(self.opts.poll_interval) => {
                     tracing::debug!("poll tick");
                 }
+            }
+        }
+    }
+
+    /// One claim, which shutdown does not wait on forever: a claim stuck in the
+    /// database (a lock, a stalled connection) gets the drain deadline to come
+    /// back, then is given up (`None`). Whatever it leased by then returns to
+    /// the queue when the lease expires: late, never lost.
+    async fn claim_unless_stuck(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Option<Result<(usize, usize), DbError>> {
+        let claim = self.claim_batch();
+        tokio::pin!(claim);
+        tokio::select! {
+            result = &mut claim => return Some(result),
+            () = shutdown.cancelled() => {}
+        }
+        match tokio::time::timeout(self.opts.drain_deadline, &mut claim).await {
+            Ok(result) => Some(result),
+            Err(_) => {
+                tracing::warn!(
+                    waited_s = self.opts.drain_deadline.as_secs(),
+                    "a claim was still waiting on the database at shutdown; \
+                     any job it leases returns to the queue when its lease expires"
+                );
+                None
             }
         }
     }

@@ -209,3 +209,50 @@ async fn the_worker_still_stops_on_a_signal_when_its_log_reader_has_gone() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn shutdown_does_not_wait_forever_for_a_claim_stuck_in_the_database() {
+    let db = TestDb::new().await;
+    let recorder = Recorder::default();
+    let mut opts = test_options("stuck");
+    opts.poll_interval = Duration::from_millis(50);
+    let w = RunningWorker::spawn(
+        &db,
+        Handlers::new().register("ping", recorder.clone()),
+        opts,
+    );
+    wait_until("the loop has ticked", Duration::from_secs(10), || async {
+        w.worker.last_tick_ms() > 0
+    })
+    .await;
+
+    // A migration (or anything) holding the queue table: every claim waits on it.
+    let (blocker, conn) = tokio_postgres::connect(&db.url("postgres"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    blocker
+        .batch_execute("begin; lock table callsync.job in access exclusive mode")
+        .await
+        .unwrap();
+    wait_until(
+        "a claim of the worker waits on the lock",
+        Duration::from_secs(10),
+        || async {
+            db.scalar::<i64>(
+                "select count(*) from pg_stat_activity \
+                 where usename = 'callsync_worker' and wait_event_type = 'Lock'",
+            )
+            .await
+                > 0
+        },
+    )
+    .await;
+
+    let stopped = tokio::time::timeout(Duration::from_secs(20), w.shutdown()).await;
+    blocker.batch_execute("rollback").await.unwrap();
+    assert!(
+        stopped.is_ok(),
+        "the worker must stop even though its claim never came back"
+    );
+}
