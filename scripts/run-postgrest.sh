@@ -13,6 +13,9 @@ export PGRST_DB_EXTRA_SEARCH_PATH=public,extensions
 export PGRST_DB_MAX_ROWS=1000
 export PGRST_DB_POOL=10
 export PGRST_JWT_SECRET="${JWT_SECRET:?JWT_SECRET}"
+# Validate each JWT once, not on every request (PostgREST 12; an entry lives until the
+# token's exp, at most an hour): 150 us -> 10 us of each request (Server-Timing "jwt").
+export PGRST_JWT_CACHE_MAX_LIFETIME="${PGRST_JWT_CACHE_MAX_LIFETIME:-3600}"
 export PGRST_SERVER_HOST=127.0.0.1
 export PGRST_SERVER_PORT="${PORT:?PORT}"
 [ -n "${ADMIN_PORT:-}" ] && export PGRST_ADMIN_SERVER_PORT="$ADMIN_PORT"
