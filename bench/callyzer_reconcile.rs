@@ -5,6 +5,10 @@
 //!   BENCH_CALLS=20000 cargo bench --bench callyzer_reconcile
 //!   BENCH_BATCH_PAGES=20 BENCH_PARALLEL_APPLIES=3 cargo bench --bench callyzer_reconcile
 //!   BENCH_CHAIN=1 cargo bench --bench callyzer_reconcile   one page job per page
+//!   BENCH_WORKER_LOG=target/reconcile-worker.log cargo bench …  keep the worker's log
+//!   BENCH_PROFILE=1 cargo bench …   time per SQL function (track_functions) in each phase
+//!   BENCH_EXPLAIN=1 BENCH_SERVER_LOG=/tmp/pg.log cargo bench …   plans of statements over 200 ms
+//!   BENCH_ANALYZE=1 cargo bench …   ANALYZE between (1) and (2), as autovacuum would have
 //!
 //! (1) webhook path: BENCH_CALLS calls as deliveries of 100 stored through
 //!     `public.ingest_callyzer_webhook` while the worker is stopped; then the
@@ -77,16 +81,28 @@ fn peak_mib(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The worker process; with BENCH_WORKER_LOG=<file> its reconciliation log
+/// (one line per applied batch and per burst, with where the time went) goes there.
 fn spawn_worker(db: &TestDb, api: &FakeCallyzer) -> Child {
+    let log = std::env::var("BENCH_WORKER_LOG")
+        .ok()
+        .map(|path| std::fs::File::create(path).unwrap());
     Command::new(env!("CARGO_BIN_EXE_callsync"))
         .arg("worker")
         .env("DATABASE_URL", db.url("callsync_worker"))
         .env("CALLYZER_API_TOKEN", TOKEN)
         .env("CALLYZER_API_BASE_URL", api.base_url())
         .env("WORKER_ID", "bench")
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            if log.is_some() {
+                "warn,callsync::jobs::callyzer_reconcile=info"
+            } else {
+                "warn"
+            },
+        )
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log.map_or_else(Stdio::null, Stdio::from))
         .spawn()
         .expect("start the callsync worker (cargo build --release --bins)")
 }
@@ -179,6 +195,29 @@ async fn main() {
         (row.get(0), row.get(1))
     };
 
+    // BENCH_PROFILE=1: time every SQL function (trigger functions too), printed at the end
+    let profile = std::env::var("BENCH_PROFILE").is_ok_and(|v| v == "1");
+    if profile {
+        common::psql(
+            &cluster.url("supabase_admin", "bench"),
+            // new sessions: the worker's, which start after this
+            "alter database bench set track_functions = 'all'",
+        );
+    }
+    if std::env::var("BENCH_EXPLAIN").is_ok_and(|v| v == "1") {
+        // plans of slow statements, nested ones too (inside the SQL functions), in the server log
+        for setting in [
+            "session_preload_libraries = 'auto_explain'",
+            "auto_explain.log_min_duration = 200",
+            "auto_explain.log_nested_statements = on",
+            "auto_explain.log_analyze = on",
+        ] {
+            common::psql(
+                &cluster.url("supabase_admin", "bench"),
+                &format!("alter database bench set {setting}"),
+            );
+        }
+    }
     let api = FakeCallyzer::start().await;
     api.add(&rows("api", n));
     let fake_ms = time_fake(&api).await;
@@ -211,6 +250,28 @@ async fn main() {
     .await;
     let webhook_secs = started.elapsed().as_secs_f64();
     let webhook_peak = peak_mib(worker.id());
+    let functions = "select coalesce(string_agg(format('%s.%s: %s calls, %s ms self, %s ms total', schemaname, funcname, calls, round(self_time), round(total_time)), E'\n' order by self_time desc), '')
+                     from (select * from pg_stat_user_functions order by self_time desc limit 12) as f";
+    if profile {
+        // statistics reach the view within a moment of the worker's transactions ending
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        println!(
+            "SQL functions during (1):\n{}",
+            db.scalar::<String>(functions).await
+        );
+        common::psql(
+            &cluster.url("supabase_admin", "bench"),
+            "select pg_stat_reset();",
+        );
+    }
+
+    // BENCH_ANALYZE=1: fresh planner statistics before (2), as autovacuum keeps
+    // them in a live database (here (1) filled the tables seconds ago); without
+    // them callyzer_apply_calls plans its un-parking DELETE as a scan of every
+    // waiting call (auto_explain: 450 of 590 ms for 1,000 matched calls)
+    if std::env::var("BENCH_ANALYZE").is_ok_and(|v| v == "1") {
+        db.exec("analyze").await;
+    }
 
     // (2) one reconciliation over the same number of calls
     let started = Instant::now();
@@ -226,6 +287,17 @@ async fn main() {
     )
     .await;
     let reconcile_secs = started.elapsed().as_secs_f64();
+    if let Ok(path) = std::env::var("BENCH_SERVER_LOG") {
+        // the cluster's folder goes with this process
+        let _ = std::fs::copy(cluster.dir.join("server.log"), path);
+    }
+    if profile {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        println!(
+            "SQL functions during (2):\n{}",
+            db.scalar::<String>(functions).await
+        );
+    }
     let total_peak = peak_mib(worker.id());
     let _ = worker.kill();
     let _ = worker.wait();

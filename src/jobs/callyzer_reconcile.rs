@@ -293,6 +293,7 @@ impl CallyzerReconcilePage {
             failure => return self.request_failed(at, failure).await,
         };
 
+        let applying = std::time::Instant::now();
         let (records, problems) = parse_rows(&rows, default_country.unwrap_or(""));
         let fetched = i32::try_from(rows.len()).unwrap_or(i32::MAX);
         let mut client = self.pool.get().await.map_err(DbError::from)?;
@@ -327,6 +328,7 @@ impl CallyzerReconcilePage {
             fetched,
             &summary,
             &status,
+            applying,
         );
         if status == "failed" {
             return Err(JobError::Permanent(format!(
@@ -411,6 +413,7 @@ impl CallyzerReconcilePage {
         });
         // Dropped with this future (lost lease, shutdown): unfinished batches
         // are aborted and roll back; their pages are read again by the next attempt.
+        let started = std::time::Instant::now();
         let mut applies: JoinSet<Result<BatchOutcome, JobError>> = JoinSet::new();
         let mut progress = BurstProgress::default();
         let mut batch = Batch::default();
@@ -427,7 +430,11 @@ impl CallyzerReconcilePage {
                 }
                 continue;
             }
-            match api.history_page(&plan.query(page)).await {
+            let asked = std::time::Instant::now();
+            let answer = api.history_page(&plan.query(page)).await;
+            progress.requests += asked.elapsed();
+            progress.requests_sent += 1;
+            match answer {
                 PageOutcome::Page {
                     rows,
                     total_records,
@@ -463,9 +470,23 @@ impl CallyzerReconcilePage {
         if progress.error.is_none() && !progress.failed && !progress.stale {
             spawn_batch(&mut applies, &mut progress, &ctx, &mut batch, plan.parallel).await;
         }
+        let waiting = std::time::Instant::now();
         while let Some(done) = applies.join_next().await {
             progress.absorb(done);
         }
+        progress.waiting_for_applies += waiting.elapsed();
+        tracing::info!(
+            run.id = at.run_id,
+            chunk = at.chunk,
+            pages.first = plan.page_no,
+            pages.next = page,
+            requests = progress.requests_sent,
+            batches = progress.batches,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            requests_ms = progress.requests.as_millis() as u64,
+            waiting_for_applies_ms = progress.waiting_for_applies.as_millis() as u64,
+            "callyzer burst ended"
+        );
 
         if let Some(error) = progress.error {
             // database trouble: the job runs again and goes on from the run's position
@@ -647,6 +668,12 @@ struct BurstProgress {
     limited: bool,
     /// the chunk's last batch committed (the next chunk's job is enqueued, or the run ended)
     chunk_done: bool,
+    /// where the burst's time went (logged at its end): waiting for Callyzer's
+    /// answers, and waiting for a batch slot (the applies being the slower side)
+    requests: std::time::Duration,
+    waiting_for_applies: std::time::Duration,
+    requests_sent: u32,
+    batches: u32,
 }
 
 impl BurstProgress {
@@ -689,12 +716,15 @@ async fn spawn_batch(
     if batch.pages == 0 {
         return;
     }
+    let waiting = std::time::Instant::now();
     while applies.len() >= parallel {
         match applies.join_next().await {
             Some(done) => progress.absorb(done),
             None => break,
         }
     }
+    progress.waiting_for_applies += waiting.elapsed();
+    progress.batches += 1;
     let batch = std::mem::take(batch);
     let ctx = ctx.clone();
     applies.spawn(async move { apply_batch(&ctx, batch).await });
@@ -703,8 +733,14 @@ async fn spawn_batch(
 /// Parses and applies one batch and records it on the run, in one transaction
 /// (rolled back when the run refuses it as stale).
 async fn apply_batch(ctx: &BatchContext, batch: Batch) -> Result<BatchOutcome, JobError> {
+    let applying = std::time::Instant::now();
     let (records, problems) = parse_rows(&batch.rows, &ctx.default_country);
     let fetched = i32::try_from(batch.rows.len()).unwrap_or(i32::MAX);
+    // the records hold what is needed; the worker's peak memory is a target
+    let batch = Batch {
+        rows: Vec::new(),
+        ..batch
+    };
     let mut client = ctx.pool.get().await.map_err(DbError::from)?;
     let tx = client.transaction().await.map_err(DbError::from)?;
     let summary = apply_calls(&tx, None, &records, &problems, CallSource::Api).await?;
@@ -740,6 +776,7 @@ async fn apply_batch(ctx: &BatchContext, batch: Batch) -> Result<BatchOutcome, J
             fetched,
             &summary,
             &status,
+            applying,
         );
     }
     Ok(BatchOutcome { status, unlimited })
@@ -753,6 +790,7 @@ fn log_applied(
     fetched: i32,
     summary: &Value,
     next: &str,
+    started: std::time::Instant,
 ) {
     let count = |k: &str| summary.get(k).and_then(Value::as_i64).unwrap_or(0);
     tracing::info!(
@@ -766,6 +804,7 @@ fn log_applied(
         calls.unchanged = count("unchanged"),
         calls.rejected = count("rejected"),
         next = %next,
+        elapsed_ms = started.elapsed().as_millis() as u64,
         "callyzer page applied"
     );
 }

@@ -46,11 +46,13 @@ pub struct Seen {
     pub status: u16,
 }
 
+/// (synced_at as UNIX seconds, id, "CC-NUMBER" of the employee, API row as JSON text)
+pub type StoredRow = (i64, String, String, Arc<str>);
+
 #[derive(Default)]
 pub struct State {
-    /// (synced_at as UNIX seconds, id, "CC-NUMBER" of the employee, API row as
-    /// JSON text), sorted by synced_at and id (the API's order)
-    pub calls: Mutex<Vec<(i64, String, String, Arc<str>)>>,
+    /// sorted by synced_at and id (the API's order)
+    pub calls: Mutex<Vec<StoredRow>>,
     /// The rows of the last filter asked for, so paging through it costs O(page)
     /// per request instead of a scan of every call (see [`Selection`]).
     pub selection: Mutex<Option<Selection>>,
@@ -246,7 +248,7 @@ impl FakeCallyzer {
 
     /// Adds API rows (each needs `synced_at` as `YYYY-MM-DD HH:MM:SS +00`).
     pub fn add(&self, rows: &[Value]) {
-        let mut added: Vec<(i64, String, String, Arc<str>)> = rows
+        let mut added: Vec<StoredRow> = rows
             .iter()
             .map(|row| {
                 let synced = chrono::NaiveDateTime::parse_from_str(
