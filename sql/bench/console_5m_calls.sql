@@ -1,6 +1,6 @@
 -- Benchmark dataset for the console's render-time measurement (issue 8); never run
 -- by code. On a migrated local database that already has supabase/seed.sql:
---   psql "$DATABASE_URL" -f sql/bench/console_5m_calls.sql   (about 6 min on 2 busy cores)
+--   psql "$DATABASE_URL" -f sql/bench/console_5m_calls.sql   (about 7 min on 2 busy cores)
 -- Adds 30 advisors, 50,000 leads with phones and 5,000,000 calls over 180 days
 -- (70% on leads, about 70 calls per lead), straight into callsync.call.
 insert into callsync.advisor (name, emp_code, country_code, phone_number, phone_e164, team_id)
@@ -13,6 +13,10 @@ from generate_series(1, 50000) as g;
 insert into callsync.lead_phone (lead_id, raw)
 select l.id, '+48' || (500000000 + l.id) from callsync.lead as l where l.name like 'Bench lead %';
 set synchronous_commit = off;
+-- 5,000,000 calls in one statement: loaded as a backfill, the rollup insert
+-- trigger off and then the exact rebuild (the triggers keep the rollups exact
+-- call by call, with index probes per new row: far slower for millions)
+alter table callsync.call disable trigger call_rollup_insert;
 insert into callsync.call (id, advisor_id, duration_s, call_type, call_type_label, call_date, call_time, called_at,
                            source, raw, lead_id, client_e164, client_number)
 select 'bench-' || g,
@@ -29,6 +33,11 @@ select 'bench-' || g,
 from generate_series(1, 5000000) as g,
      (select array_agg(id order by id) as ids from callsync.advisor) as adv,
      (select array_agg(id order by id) as ids from callsync.lead where name like 'Bench lead %') as leads;
+alter table callsync.call enable trigger call_rollup_insert;
+select callsync.call_rollups_rebuild();
+vacuum analyze callsync.call_day_stat;
+vacuum analyze callsync.call_day_client;
+vacuum analyze callsync.call_team_day_client;
 analyze callsync.call;
 analyze callsync.lead;
 analyze callsync.lead_phone;
