@@ -13,6 +13,8 @@
 //! (`cargo test --release --test load_sustained -- --ignored`).
 #![allow(clippy::unwrap_used)]
 mod common;
+#[path = "proof/cpu.rs"]
+mod cpu;
 mod fake_callyzer;
 
 use common::stack::Stack;
@@ -49,6 +51,8 @@ struct Second {
     backlog: Option<i64>,
     /// Deliveries due by then and not yet acknowledged (queued at the edge).
     unacknowledged: u64,
+    /// The machine's 1-minute load average (everyone's work, not only this run).
+    load1: f64,
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -114,9 +118,28 @@ async fn run(rate: u64, secs: u64) {
             let done = acked_seen.load(std::sync::atomic::Ordering::Relaxed);
             let mut slot = samples.lock().unwrap();
             slot[s as usize].backlog = Some(n);
+            slot[s as usize].load1 = cpu::load1();
             slot[s as usize].unacknowledged = due.saturating_sub(done);
         }
     });
+
+    // CPU of every process on the path, read before sending, once everything is
+    // acknowledged and once everything is processed
+    let (postgrest_pid, deno_pid) = stack.pids();
+    let named: Vec<cpu::Named> = [
+        ("deno (Edge Function)", deno_pid),
+        ("postgrest", postgrest_pid),
+        ("worker", Some(worker.id())),
+        (
+            "load generator (this test process)",
+            Some(std::process::id()),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, pid)| pid.map(|pid| cpu::Named { name, pid }))
+    .collect();
+    let postmaster = cpu::postmaster_pid(&stack.db.cluster.dir).expect("postmaster.pid");
+    let cpu_start = cpu_now(&stack, &named, postmaster).await;
 
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let start = Instant::now();
@@ -172,6 +195,7 @@ async fn run(rate: u64, secs: u64) {
         t.await.unwrap();
     }
     let acked_at = start.elapsed();
+    let cpu_acked = cpu_now(&stack, &named, postmaster).await;
     sampler.await.unwrap();
 
     // drain: every delivery processed
@@ -193,6 +217,7 @@ async fn run(rate: u64, secs: u64) {
     })
     .await;
     let drain = drain_started.elapsed();
+    let cpu_drained = cpu_now(&stack, &named, postmaster).await;
     worker.kill().unwrap();
     worker.wait().unwrap();
 
@@ -219,11 +244,14 @@ async fn run(rate: u64, secs: u64) {
             let mut a = s.acks_ms.clone();
             a.sort_by(f64::total_cmp);
             json!({"t": t, "sent": s.sent, "ack_p50_ms": pct(&a, 0.5), "ack_p99_ms": pct(&a, 0.99),
-                   "backlog": s.backlog, "unacknowledged": s.unacknowledged})
+                   "backlog": s.backlog, "unacknowledged": s.unacknowledged, "load1": s.load1})
         })
         .collect();
     let max_backlog = seconds.iter().filter_map(|s| s.backlog).max().unwrap_or(0);
     let max_unacked = seconds.iter().map(|s| s.unacknowledged).max().unwrap_or(0);
+    let loads: Vec<f64> = seconds.iter().map(|s| s.load1).collect();
+    let cpu_ack = cpu::between(&cpu_start, &cpu_acked, total);
+    let cpu_all = cpu::between(&cpu_start, &cpu_drained, total);
     let figures = json!({
         "rate_per_s": rate,
         "seconds": secs,
@@ -239,6 +267,10 @@ async fn run(rate: u64, secs: u64) {
         "max_backlog_stored_unprocessed": max_backlog,
         "max_due_unacknowledged": max_unacked,
         "drain_after_send_s": drain.as_secs_f64(),
+        "load1_mean": loads.iter().sum::<f64>() / loads.len().max(1) as f64,
+        "load1_max": loads.iter().copied().fold(0.0, f64::max),
+        "cpu_until_acknowledged": cpu_ack,
+        "cpu_until_processed": cpu_all,
         "calls_stored": stored,
         "events_processed": events,
         "events_failed": failed,
@@ -257,12 +289,39 @@ async fn run(rate: u64, secs: u64) {
     let mut summary = figures.clone();
     summary.as_object_mut().unwrap().remove("per_second");
     println!("load figures ({name}): {summary:#}");
+    print!(
+        "{}",
+        cpu::table("until every delivery was acknowledged", &cpu_ack)
+    );
+    print!(
+        "{}",
+        cpu::table("until every delivery was processed", &cpu_all)
+    );
 
     assert_eq!(stored, total as i64, "deliveries lost");
     assert_eq!(events, total as i64, "events not processed");
     assert_eq!(failed, 0);
     let worker_log = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(!worker_log.contains("panicked"), "the worker panicked");
+}
+
+/// Every part's CPU so far; Postgres backends told apart by their session user.
+async fn cpu_now(stack: &Stack, named: &[cpu::Named], postmaster: u32) -> cpu::Snapshot {
+    let c = stack.db.pool.get().await.unwrap();
+    let backends = c
+        .query("select pid, usename::text from pg_stat_activity", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let user: Option<String> = r.get(1);
+            (
+                r.get::<_, i32>(0) as u32,
+                cpu::backend_part(user.as_deref()),
+            )
+        })
+        .collect();
+    cpu::snapshot(named, postmaster, &backends)
 }
 
 /// Acknowledgement p99 (ms, left axis), the stored-but-unprocessed backlog and

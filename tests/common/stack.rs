@@ -98,6 +98,12 @@ impl Stack {
         )
     }
 
+    /// The process ids of PostgREST and Deno (the scripts `exec` them, so
+    /// these are the servers themselves), for CPU accounting.
+    pub fn pids(&self) -> (Option<u32>, Option<u32>) {
+        (self.children[0].id(), self.children[1].id())
+    }
+
     /// Everything the stack's processes have logged so far.
     pub fn logs(&self) -> String {
         ["postgrest.log", "functions.log"]
