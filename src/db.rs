@@ -39,7 +39,7 @@ pub enum DbError {
     #[error("no database connection: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
     /// The statement failed on the server or the connection broke.
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe(.0))]
     Query(#[from] tokio_postgres::Error),
     /// The URL could not be parsed.
     #[error("invalid database URL: {0}")]
@@ -47,6 +47,19 @@ pub enum DbError {
     /// The TLS settings could not be used (unreadable `sslrootcert`).
     #[error("database TLS: {0}")]
     Tls(String),
+}
+
+/// The server's own words when it refused a statement (`tokio_postgres::Error`
+/// alone prints just "db error", which tells an operator reading a job's last
+/// error nothing), else the client-side error with its cause.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
 }
 
 /// Parses a libpq-style URL. The error never repeats the URL (it holds a password).

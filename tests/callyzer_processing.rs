@@ -114,3 +114,137 @@ async fn the_newest_copy_wins_whichever_order_the_copies_arrive_in() {
         "b"
     );
 }
+
+/// Stores `bodies` as webhook events (as the Edge Function's RPC does) and
+/// parses them; returns the deliveries ready for the batcher.
+async fn stored_deliveries(
+    db: &TestDb,
+    bodies: &[serde_json::Value],
+) -> Vec<callsync::jobs::callyzer_apply_batcher::Delivery> {
+    let c = db.pool.get().await.unwrap();
+    let mut out = Vec::new();
+    for body in bodies {
+        let ack: serde_json::Value = c
+            .query_one(
+                "select public.ingest_callyzer_webhook($1)",
+                &[&body.to_string()],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let d = parse_delivery(body, "48").unwrap();
+        out.push(callsync::jobs::callyzer_apply_batcher::Delivery {
+            event_id: ack["event_id"].as_i64().unwrap(),
+            records: d.records,
+            problems: d.problems,
+        });
+    }
+    out
+}
+
+fn two_calls(prefix: &str) -> serde_json::Value {
+    json!([{"emp_code": "E1", "emp_country_code": "48", "emp_number": "600100200", "call_logs": [
+        {"id": format!("{prefix}-1"), "client_number": "601202303", "duration": 3, "call_type": "Outgoing",
+         "call_date": "2026-01-15", "call_time": "10:00:00", "modified_at": "2026-01-15 10:01:00"},
+        {"id": format!("{prefix}-2"), "client_number": "601202304", "duration": 4, "call_type": "Missed",
+         "call_date": "2026-01-15", "call_time": "10:05:00", "modified_at": "2026-01-15 10:06:00"}]}])
+}
+
+#[tokio::test]
+async fn deliveries_ready_together_are_applied_in_one_statement_and_each_event_keeps_its_own_outcome(
+) {
+    let db = TestDb::new().await;
+    // counts the deliveries each insert statement on callsync.call carried
+    db.exec(
+        "create table public.insert_statements (events integer);
+         create function public.log_insert_statement() returns trigger language plpgsql as $$
+         begin insert into public.insert_statements select count(distinct webhook_event_id) from new_rows; return null; end $$;
+         create trigger log_inserts after insert on callsync.call referencing new table as new_rows
+             for each statement execute function public.log_insert_statement();",
+    )
+    .await;
+    let mut third = two_calls("c");
+    third[0]["call_logs"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"client_number": "601202305", "call_type": "Incoming"})); // no id: refused
+    let deliveries = stored_deliveries(&db, &[two_calls("a"), two_calls("b"), third]).await;
+    let ids: Vec<i64> = deliveries.iter().map(|d| d.event_id).collect();
+
+    let batcher =
+        callsync::jobs::callyzer_apply_batcher::ApplyBatcher::start(db.worker_pool.clone());
+    // all three are handed over before the appliers run (one-thread runtime)
+    let results =
+        futures_util::future::join_all(deliveries.into_iter().map(|d| batcher.apply(d))).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    assert_eq!(
+        db.scalar::<Vec<i32>>("select array_agg(events) from public.insert_statements")
+            .await,
+        vec![3],
+        "one statement carried the three deliveries"
+    );
+    assert_eq!(
+        db.scalar::<i64>("select count(*) from callsync.call").await,
+        6
+    );
+    let c = db.pool.get().await.unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let row = c
+            .query_one(
+                "select status, error, (select count(*) from callsync.call where webhook_event_id = e.id)
+                 from callsync.webhook_event as e where e.id = $1",
+                &[id],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "processed", "event {i}");
+        assert_eq!(row.get::<_, i64>(2), 2, "event {i} owns its two calls");
+        let error: Option<String> = row.get(1);
+        if i == 2 {
+            assert_eq!(error.as_deref(), Some("1 of 3 records rejected"));
+        } else {
+            assert_eq!(error, None, "event {i}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_that_breaks_its_batch_fails_alone_and_the_others_are_applied() {
+    let db = TestDb::new().await;
+    // a fault only the middle delivery's call triggers
+    db.exec(
+        "create function public.refuse_poison() returns trigger language plpgsql as $$
+         begin if new.id = 'poison-1' then raise exception 'poisoned call'; end if; return new; end $$;
+         create trigger refuse_poison before insert on callsync.call
+             for each row execute function public.refuse_poison();",
+    )
+    .await;
+    let deliveries =
+        stored_deliveries(&db, &[two_calls("a"), two_calls("poison"), two_calls("c")]).await;
+    let ids: Vec<i64> = deliveries.iter().map(|d| d.event_id).collect();
+
+    let batcher =
+        callsync::jobs::callyzer_apply_batcher::ApplyBatcher::start(db.worker_pool.clone());
+    let results =
+        futures_util::future::join_all(deliveries.into_iter().map(|d| batcher.apply(d))).await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    let err = results[1].as_ref().unwrap_err().to_string();
+    assert!(err.contains("poisoned call"), "{err}");
+
+    let c = db.pool.get().await.unwrap();
+    let statuses: Vec<String> = c
+        .query_one(
+            "select array_agg(status order by id) from callsync.webhook_event where id = any($1)",
+            &[&ids],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(statuses, ["processed", "received", "processed"]);
+    assert_eq!(
+        db.scalar::<Vec<String>>("select array_agg(id order by id) from callsync.call")
+            .await,
+        ["a-1", "a-2", "c-1", "c-2"]
+    );
+}

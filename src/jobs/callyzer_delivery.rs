@@ -1,14 +1,17 @@
 //! `callyzer_delivery`: processes one stored Callyzer webhook delivery. Loads
 //! the raw event, parses it into [`CallRecord`]s (a bad record becomes a
 //! reported problem, the rest go on), and applies all of them with one
-//! set-based SQL call that also marks the event processed. Running it twice is
+//! set-based SQL call that also marks the event processed (together with the
+//! other deliveries ready at that moment: `callyzer_apply_batcher`). Running it twice is
 //! harmless: the upsert keeps the newest copy of each call. Not here: HTTP
 //! (the Edge Function stored the event) and matching rules (SQL).
+use super::callyzer_apply_batcher::{ApplyBatcher, Delivery};
 use super::{Handler, JobError};
 use crate::domain::call_record::{parse_delivery, CallRecord, RecordProblem};
 use crate::queue::ClaimedJob;
 use deadpool_postgres::{GenericClient, Pool};
 use futures_util::future::BoxFuture;
+use std::sync::OnceLock;
 
 /// The kind name (`callsync.job.kind`), enqueued by `public.ingest_callyzer_webhook`.
 pub const KIND: &str = "callyzer_delivery";
@@ -20,12 +23,22 @@ const APPLY: &str = include_str!("../../sql/queries/call_upsert_batch.sql");
 /// The handler; holds the pool it runs its statements on.
 pub struct CallyzerDelivery {
     pool: Pool,
+    /// Started on the first run, on the runtime the worker runs on.
+    batcher: OnceLock<ApplyBatcher>,
 }
 
 impl CallyzerDelivery {
     /// A handler on `pool` (the worker's pool, role `callsync_worker`).
     pub fn new(pool: Pool) -> Self {
-        CallyzerDelivery { pool }
+        CallyzerDelivery {
+            pool,
+            batcher: OnceLock::new(),
+        }
+    }
+
+    fn batcher(&self) -> &ApplyBatcher {
+        self.batcher
+            .get_or_init(|| ApplyBatcher::start(self.pool.clone()))
     }
 }
 
@@ -115,29 +128,34 @@ impl Handler for CallyzerDelivery {
                     return Err(JobError::Permanent(shape.to_string()));
                 }
             };
-            let summary = apply_calls(
-                &client,
-                Some(event_id),
-                &delivery.records,
-                &delivery.problems,
-                CallSource::Webhook,
-            )
-            .await?;
+            drop(client); // not held while the delivery waits for its batch
+            let (parsed, refused) = (delivery.records.len(), delivery.problems.len());
+            let summary = self
+                .batcher()
+                .apply(Delivery {
+                    event_id,
+                    records: delivery.records,
+                    problems: delivery.problems,
+                })
+                .await?;
             let count = |k: &str| {
                 summary
                     .get(k)
                     .and_then(serde_json::Value::as_i64)
                     .unwrap_or(0)
             };
+            // `batch.*`: the statement that applied this delivery with the others ready then
             tracing::info!(
                 event.id = event_id,
-                calls.received = count("received"),
-                calls.inserted = count("inserted"),
-                calls.updated = count("updated"),
-                calls.unchanged = count("unchanged"),
-                calls.matched = count("matched"),
-                calls.unmatched = count("unmatched"),
-                calls.rejected = count("rejected"),
+                calls.parsed = parsed,
+                calls.problems = refused,
+                batch.received = count("received"),
+                batch.inserted = count("inserted"),
+                batch.updated = count("updated"),
+                batch.unchanged = count("unchanged"),
+                batch.matched = count("matched"),
+                batch.unmatched = count("unmatched"),
+                batch.rejected = count("rejected"),
                 "callyzer delivery applied"
             );
             Ok(())

@@ -3,6 +3,7 @@
 //! discarded with a clear error instead of retried (no deploy will teach this
 //! worker the kind before its attempts run out).
 pub mod callyzer_api_settings;
+pub mod callyzer_apply_batcher;
 pub mod callyzer_delivery;
 pub mod callyzer_reconcile;
 pub mod crm_dispatch;

@@ -1,0 +1,148 @@
+//! Group commit for Callyzer deliveries: the `callyzer_delivery` jobs that are
+//! ready to apply at the same moment hand their parsed calls here, and one
+//! statement applies them all (`callsync.callyzer_apply_deliveries`). Each job
+//! still waits for, and reports, its own outcome. A batch that fails is retried
+//! one delivery per statement, so a bad delivery fails only its own job.
+//! Not here: loading and parsing a delivery (`callyzer_delivery`), the upsert
+//! rules (SQL).
+use super::callyzer_delivery::{apply_calls, CallSource};
+use super::JobError;
+use crate::db::DbError;
+use crate::domain::call_record::{CallRecord, RecordProblem};
+use deadpool_postgres::Pool;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+const APPLY_DELIVERIES: &str = include_str!("../../sql/queries/call_upsert_deliveries.sql");
+
+/// Most deliveries one statement applies (50 calls each, typically).
+const MAX_DELIVERIES: usize = 16;
+/// Batch statements in flight at once: one applies while the next gathers.
+const APPLIERS: usize = 2;
+
+/// One parsed delivery waiting to be applied.
+pub struct Delivery {
+    /// `callsync.webhook_event.id`, marked processed by the same statement.
+    pub event_id: i64,
+    pub records: Vec<CallRecord>,
+    pub problems: Vec<RecordProblem>,
+}
+
+type Reply = oneshot::Sender<Result<Value, JobError>>;
+
+/// The queue of deliveries to apply and the tasks that apply them.
+#[derive(Clone)]
+pub struct ApplyBatcher {
+    tx: mpsc::UnboundedSender<(Delivery, Reply)>,
+}
+
+impl ApplyBatcher {
+    /// Starts the appliers on the current Tokio runtime, with `pool` (the
+    /// worker's role). They end when the last handle is dropped.
+    pub fn start(pool: Pool) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel::<(Delivery, Reply)>();
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..APPLIERS {
+            let rx = rx.clone();
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                while let Some(batch) = next_batch(&rx).await {
+                    apply_batch(&pool, batch).await;
+                }
+            });
+        }
+        ApplyBatcher { tx }
+    }
+
+    /// Applies `delivery` (with whatever else is waiting) and returns the
+    /// summary of the statement that applied it.
+    ///
+    /// # Errors
+    /// [`JobError::Retryable`] when the database refused it or went away.
+    pub async fn apply(&self, delivery: Delivery) -> Result<Value, JobError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((delivery, reply))
+            .map_err(|_| JobError::Retryable("the delivery applier has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| JobError::Retryable("the delivery applier dropped the delivery".into()))?
+    }
+}
+
+/// Waits for one delivery, then takes whatever else is already waiting.
+async fn next_batch(
+    rx: &Mutex<mpsc::UnboundedReceiver<(Delivery, Reply)>>,
+) -> Option<Vec<(Delivery, Reply)>> {
+    let mut rx = rx.lock().await;
+    let first = rx.recv().await?;
+    let mut batch = vec![first];
+    while batch.len() < MAX_DELIVERIES {
+        match rx.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+async fn apply_batch(pool: &Pool, batch: Vec<(Delivery, Reply)>) {
+    if batch.len() > 1 {
+        match apply_together(pool, &batch).await {
+            Ok(summary) => {
+                tracing::debug!(
+                    deliveries = batch.len(),
+                    "callyzer deliveries applied together"
+                );
+                for (_, reply) in batch {
+                    let _ = reply.send(Ok(summary.clone()));
+                }
+                return;
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                deliveries = batch.len(),
+                "a batch of deliveries failed; applying them one by one"
+            ),
+        }
+    }
+    for (delivery, reply) in batch {
+        let _ = reply.send(apply_one(pool, &delivery).await.map_err(JobError::from));
+    }
+}
+
+async fn apply_together(pool: &Pool, batch: &[(Delivery, Reply)]) -> Result<Value, DbError> {
+    let mut event_ids = Vec::with_capacity(batch.len());
+    let mut problems = Vec::with_capacity(batch.len());
+    let mut calls = Vec::new();
+    for (d, _) in batch {
+        event_ids.push(d.event_id);
+        problems.push(serde_json::to_value(&d.problems).unwrap_or(Value::Array(Vec::new())));
+        calls.extend(d.records.iter().map(|r| {
+            let mut call = r.to_sql_json();
+            if let Value::Object(fields) = &mut call {
+                fields.insert("event_id".into(), Value::from(d.event_id));
+            }
+            call
+        }));
+    }
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(APPLY_DELIVERIES).await?;
+    let row = client
+        .query_one(&stmt, &[&event_ids, &Value::Array(calls), &problems])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+async fn apply_one(pool: &Pool, d: &Delivery) -> Result<Value, DbError> {
+    let client = pool.get().await?;
+    apply_calls(
+        &client,
+        Some(d.event_id),
+        &d.records,
+        &d.problems,
+        CallSource::Webhook,
+    )
+    .await
+}
