@@ -6,9 +6,10 @@
 //! Processing: BENCH_DELIVERIES (default 600) deliveries of 50 calls each are
 //! pushed through `public.ingest_callyzer_webhook` by 4 connections as fast as
 //! the database takes them, while a worker (BENCH_CONCURRENCY jobs at once,
-//! default 4) processes them; also each half alone. The worker:
-//! parse in Rust, one `callyzer_apply_calls` per delivery (advisors, labels,
-//! time zone, lead matching against 20,000 lead phones, unmatched parking).
+//! default 32 like WORKER_CONCURRENCY) processes them; also each half alone.
+//! The worker: parse in Rust, then the deliveries ready together go through one
+//! `callyzer_apply_deliveries` (advisors, labels, time zone, lead matching
+//! against 20,000 lead phones, unmatched parking).
 //! Baseline in the same run: a bare `INSERT … ON CONFLICT (id) DO UPDATE` of the
 //! same rows, 50 per statement, 4 connections, into a table shaped like
 //! `callsync.call` (same columns and indexes, no foreign keys).
@@ -216,7 +217,7 @@ async fn ingest(db: &TestDb, bodies: &[String]) -> f64 {
 fn worker(db: &TestDb) -> RunningWorker {
     let handlers = Handlers::new().register(KIND, CallyzerDelivery::new(db.worker_pool.clone()));
     let mut opts = common::test_options("bench");
-    opts.concurrency = env_or("BENCH_CONCURRENCY", 4) as usize;
+    opts.concurrency = env_or("BENCH_CONCURRENCY", 32) as usize; // WORKER_CONCURRENCY's default
     RunningWorker::spawn(db, handlers, opts)
 }
 
