@@ -761,13 +761,9 @@ async fn a_worker_killed_at_any_point_of_a_burst_loses_no_page_and_counts_no_cal
 
 #[tokio::test]
 async fn a_rate_limit_set_during_a_burst_stops_it_and_the_run_goes_on_one_request_per_claim() {
+    // the default batches (10 pages, 2 side by side): the burst must not wait for
+    // a batch to learn of the limit
     let env = Env::start(true, 5).await;
-    env.db
-        .exec(
-            "update callsync.setting set value = '1' \
-             where key in ('callyzer.reconcile_batch_pages', 'callyzer.reconcile_parallel_applies')",
-        )
-        .await;
     env.api.add(&calls(1000));
     for page in 1..=10 {
         env.api
@@ -777,9 +773,9 @@ async fn a_rate_limit_set_during_a_burst_stops_it_and_the_run_goes_on_one_reques
         .db
         .scalar("select callsync.callyzer_reconcile_start()")
         .await;
-    let pages = format!("select pages::bigint from callsync.callyzer_sync_run where id = {run}");
+    // mid-fetch: the first batch (10 pages) is not even complete
     wait_until("a burst under way", WAIT, || async {
-        env.db.scalar::<i64>(&pages).await >= 2
+        env.api.seen().len() >= 3
     })
     .await;
     env.db
@@ -812,9 +808,9 @@ async fn a_rate_limit_set_during_a_burst_stops_it_and_the_run_goes_on_one_reques
             >= 1,
         "the run went on in rate-limited page jobs"
     );
-    // The burst learns of the limit from its next batch: a request already on
-    // its way, and one more sent before that batch committed, may still come
-    // quickly; every later one waits the interval.
+    // The burst asks every 100 ms whether it may go on: the request already on
+    // its way, and one more sent before the next check, may still come quickly;
+    // every later one waits the interval.
     let after: Vec<_> = seen.iter().filter(|s| s.at > limited_at).collect();
     let gaps: Vec<Duration> = after.windows(2).map(|w| w[1].at - w[0].at).collect();
     let quick = gaps.iter().filter(|g| **g < Duration::from_secs(1)).count();

@@ -35,6 +35,9 @@ use serde_json::Value;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
+/// How often a burst asks whether it may still go on (rate limit, fences).
+const CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The kind name (`callsync.job.kind`), enqueued by the reconciliation SQL.
 pub const KIND: &str = "callyzer_reconcile_page";
 
@@ -375,8 +378,8 @@ impl CallyzerReconcilePage {
     /// the run's progress in one transaction (callyzer_sync_batch_done). A
     /// failed request stops the requests: the batches before it are applied,
     /// then the page goes to SQL as in the one-page way (retried as a new job,
-    /// or the run fails). A rate limit set meanwhile stops the burst at the
-    /// next batch and hands the position to a rate-limited page job.
+    /// or the run fails). A rate limit set meanwhile stops the burst within
+    /// [`CHECK_EVERY`] and hands the position to a rate-limited page job.
     async fn burst(&self, job: &ClaimedJob, at: PageRef) -> Result<(), JobError> {
         let Some(plan) = self.burst_load(job, at).await? else {
             tracing::info!(
@@ -418,6 +421,7 @@ impl CallyzerReconcilePage {
         let mut progress = BurstProgress::default();
         let mut batch = Batch::default();
         let mut page = plan.page_no;
+        let mut last_check = std::time::Instant::now();
         let mut failure: Option<(i32, PageOutcome)> = None;
         let page_size = usize::try_from(plan.page_size).unwrap_or(usize::MAX);
         loop {
@@ -429,6 +433,23 @@ impl CallyzerReconcilePage {
                     break;
                 }
                 continue;
+            }
+            // A rate limit set meanwhile (or the run taken from this job) stops
+            // the requests within CHECK_EVERY, not only at the next batch's commit,
+            // which with big batches could be many requests later.
+            if last_check.elapsed() >= CHECK_EVERY {
+                last_check = std::time::Instant::now();
+                match self.burst_load(job, at).await? {
+                    Some(now) if now.unlimited => {}
+                    Some(_) => {
+                        progress.limited = true;
+                        break;
+                    }
+                    None => {
+                        progress.stale = true;
+                        break;
+                    }
+                }
             }
             let asked = std::time::Instant::now();
             let answer = api.history_page(&plan.query(page)).await;
