@@ -16,8 +16,10 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 const APPLY_DELIVERIES: &str = include_str!("../../sql/queries/call_upsert_deliveries.sql");
 
-/// Most deliveries one statement applies (50 calls each, typically).
+/// Most deliveries one statement applies (50 calls each, typically)...
 const MAX_DELIVERIES: usize = 16;
+/// ...and most calls: the statement's JSON is built in memory at once.
+const MAX_CALLS: usize = 2_000;
 /// Batch statements in flight at once: one applies while the next gathers.
 const APPLIERS: usize = 2;
 
@@ -77,10 +79,14 @@ async fn next_batch(
 ) -> Option<Vec<(Delivery, Reply)>> {
     let mut rx = rx.lock().await;
     let first = rx.recv().await?;
+    let mut calls = first.0.records.len();
     let mut batch = vec![first];
-    while batch.len() < MAX_DELIVERIES {
+    while batch.len() < MAX_DELIVERIES && calls < MAX_CALLS {
         match rx.try_recv() {
-            Ok(next) => batch.push(next),
+            Ok(next) => {
+                calls += next.0.records.len();
+                batch.push(next);
+            }
             Err(_) => break,
         }
     }

@@ -1,0 +1,23 @@
+-- =============================================================================
+-- alter_callyzer_apply_calls_no_seqscan
+-- Why:      the reconciliation profile (auto_explain, bench/callyzer_reconcile.rs
+--           BENCH_EXPLAIN) caught the un-parking DELETE of callsync.callyzer_apply_calls
+--           scanning all of callsync.unmatched_call: 452 of 590 ms for 1,000
+--           matched calls. Its statistics were from when the table was empty, so
+--           a sequential scan looked free; a table that fills up between two
+--           autovacuum analyzes is exactly the situation of a first sync or a
+--           busy day.
+-- Changes:  callsync.callyzer_apply_calls (and what it runs: the rollup
+--           triggers, callyzer_apply_deliveries' call to it) plans with
+--           enable_seqscan = off. Every table it touches is reached by key (call
+--           and unmatched_call by id, advisors by emp_code or phone, lead phones
+--           by number, rollups by their primary keys), so a sequential scan there
+--           is only ever a misestimate; the setting makes one cost 1e10 instead
+--           of letting it win. Nothing else changes.
+-- Live-safe: ALTER FUNCTION ... SET, same body, same grants.
+-- Undo:     alter function callsync.callyzer_apply_calls(bigint, jsonb, jsonb, text)
+--           reset enable_seqscan;
+-- Tests:    tests/callyzer_processing.rs, tests/callyzer_webhook.rs,
+--           tests/callyzer_reconcile.rs, bench/callyzer_reconcile.rs
+-- =============================================================================
+alter function callsync.callyzer_apply_calls(bigint, jsonb, jsonb, text) set enable_seqscan = off;
