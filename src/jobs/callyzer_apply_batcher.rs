@@ -9,7 +9,7 @@ use super::callyzer_delivery::{apply_calls, CallSource};
 use super::JobError;
 use crate::db::DbError;
 use crate::domain::call_record::{CallRecord, RecordProblem};
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Object, Pool};
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -49,8 +49,27 @@ impl ApplyBatcher {
             let rx = rx.clone();
             let pool = pool.clone();
             tokio::spawn(async move {
+                // The applier keeps its connection: a batch is megabytes of JSON
+                // and a connection keeps a buffer the size of the largest message
+                // it sent, so batches spread over the whole pool held one such
+                // buffer per connection (the webhook worker's peak: 34 -> 112 MiB).
+                let mut held: Option<Object> = None;
                 while let Some(batch) = next_batch(&rx).await {
-                    apply_batch(&pool, batch).await;
+                    let client = match held.take() {
+                        Some(c) if !c.is_closed() => c,
+                        _ => match pool.get().await {
+                            Ok(c) => c,
+                            Err(e) => {
+                                let e = DbError::from(e).to_string();
+                                for (_, reply) in batch {
+                                    let _ = reply.send(Err(JobError::Retryable(e.clone())));
+                                }
+                                continue;
+                            }
+                        },
+                    };
+                    apply_batch(&client, batch).await;
+                    held = Some(client);
                 }
             });
         }
@@ -93,9 +112,9 @@ async fn next_batch(
     Some(batch)
 }
 
-async fn apply_batch(pool: &Pool, batch: Vec<(Delivery, Reply)>) {
+async fn apply_batch(client: &Object, batch: Vec<(Delivery, Reply)>) {
     if batch.len() > 1 {
-        match apply_together(pool, &batch).await {
+        match apply_together(client, &batch).await {
             Ok(summary) => {
                 tracing::debug!(
                     deliveries = batch.len(),
@@ -114,11 +133,11 @@ async fn apply_batch(pool: &Pool, batch: Vec<(Delivery, Reply)>) {
         }
     }
     for (delivery, reply) in batch {
-        let _ = reply.send(apply_one(pool, &delivery).await.map_err(JobError::from));
+        let _ = reply.send(apply_one(client, &delivery).await.map_err(JobError::from));
     }
 }
 
-async fn apply_together(pool: &Pool, batch: &[(Delivery, Reply)]) -> Result<Value, DbError> {
+async fn apply_together(client: &Object, batch: &[(Delivery, Reply)]) -> Result<Value, DbError> {
     let mut event_ids = Vec::with_capacity(batch.len());
     let mut problems = Vec::with_capacity(batch.len());
     let mut calls = Vec::new();
@@ -133,7 +152,6 @@ async fn apply_together(pool: &Pool, batch: &[(Delivery, Reply)]) -> Result<Valu
             call
         }));
     }
-    let client = pool.get().await?;
     let stmt = client.prepare_cached(APPLY_DELIVERIES).await?;
     let row = client
         .query_one(&stmt, &[&event_ids, &Value::Array(calls), &problems])
@@ -141,10 +159,9 @@ async fn apply_together(pool: &Pool, batch: &[(Delivery, Reply)]) -> Result<Valu
     Ok(row.try_get(0)?)
 }
 
-async fn apply_one(pool: &Pool, d: &Delivery) -> Result<Value, DbError> {
-    let client = pool.get().await?;
+async fn apply_one(client: &Object, d: &Delivery) -> Result<Value, DbError> {
     apply_calls(
-        &client,
+        client,
         Some(d.event_id),
         &d.records,
         &d.problems,
