@@ -27,6 +27,8 @@
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
+#[path = "../tests/proof/cpu.rs"]
+mod cpu;
 
 use callsync::jobs::callyzer_delivery::{CallyzerDelivery, KIND};
 use callsync::jobs::Handlers;
@@ -314,7 +316,7 @@ async fn screens(db: TestDb) {
     let mut reg = Vec::new();
     let mut team = Vec::new();
     let mut company = Vec::new();
-    let load_before = loadavg();
+    let load_before = cpu::loadavg();
     for i in 0..runs + 3 {
         let t = Instant::now();
         let r = stack
@@ -370,7 +372,7 @@ async fn screens(db: TestDb) {
             eprintln!("team rows: {}", rows.as_array().map(Vec::len).unwrap_or(0));
         }
     }
-    println!("\nscreens at {calls} calls, 500 advisors, 200,000 leads, through PostgREST ({runs} requests each, load average {load_before} before, {} after):", loadavg());
+    println!("\nscreens at {calls} calls, 500 advisors, 200,000 leads, through PostgREST ({runs} requests each, load average {load_before} before, {} after):", cpu::loadavg());
     let b50 = pct(&mut base, 50.0);
     let b95 = pct(&mut base, 95.0);
     println!(
@@ -388,13 +390,6 @@ async fn screens(db: TestDb) {
             p95 / b95
         );
     }
-}
-
-/// The 1, 5 and 15 minute load averages (how busy the shared machine was).
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 /// The response, or a panic that shows PostgREST's answer (a statement timeout

@@ -28,6 +28,8 @@
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
+#[path = "../tests/proof/cpu.rs"]
+mod cpu;
 #[path = "../tests/fake_callyzer/mod.rs"]
 mod fake_callyzer;
 
@@ -360,14 +362,7 @@ async fn main() {
         "  fake API: {:.1} ms for the first page of a filter (a scan of every row, as each request cost before it was indexed), {:.2} ms for a later page",
         fake_ms.0, fake_ms.1
     );
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "  load average at the end: {}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    println!("  load average at the end: {}", cpu::loadavg());
     println!("  worker peak memory (VmHWM): {webhook_peak:.1} MiB in (1), {reconcile_peak:.1} MiB in (2) (a fresh worker process each)");
     println!("  targets: reconciliation >= 20,000 calls/s, worker peak < 100 MB");
 }

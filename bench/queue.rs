@@ -13,6 +13,8 @@
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
+#[path = "../tests/proof/cpu.rs"]
+mod cpu;
 
 use callsync::jobs::{Handler, Handlers, JobError};
 use callsync::queue::ClaimedJob;
@@ -41,12 +43,12 @@ async fn main() {
         let cluster = Cluster::start_private("bench");
         cluster.create_migrated_db("bench");
         let db = TestDb::on(cluster.clone(), "bench");
-        let cpu0 = process_cpu_secs();
+        let cpu0 = cpu::own_cpu_secs();
         let t0 = Instant::now();
         let rate = worker_drain(&db, jobs).await;
         println!(
             "worker drain {rate:.0} jobs/s; this process used {:.1} s CPU in {:.1} s",
-            process_cpu_secs() - cpu0,
+            cpu::own_cpu_secs() - cpu0,
             t0.elapsed().as_secs_f64()
         );
         cluster.down();
@@ -369,18 +371,4 @@ fn graphile(cluster: &Cluster, args: &[&str]) -> serde_json::Value {
         return serde_json::Value::Null;
     }
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-}
-
-/// CPU seconds this process has used (user + system), from /proc.
-fn process_cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
 }

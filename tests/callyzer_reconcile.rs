@@ -125,6 +125,14 @@ impl Env {
             .await
     }
 
+    /// How run `id` ended (`callsync.callyzer_sync_run.outcome`).
+    async fn outcome(&self, id: i64) -> String {
+        self.text(&format!(
+            "select outcome from callsync.callyzer_sync_run where id = {id}"
+        ))
+        .await
+    }
+
     async fn text(&self, sql: &str) -> String {
         self.db
             .scalar::<Option<String>>(sql)
@@ -225,13 +233,7 @@ async fn one_reconciliation_stores_the_calls_webhooks_lost_once_each_and_matched
     );
     let run = env.reconcile().await;
 
-    assert_eq!(
-        env.text(&format!(
-            "select outcome from callsync.callyzer_sync_run where id = {run}"
-        ))
-        .await,
-        "succeeded"
-    );
+    assert_eq!(env.outcome(run).await, "succeeded");
     assert_eq!(
         env.db
             .scalar::<i64>("select count(*) from callsync.call")
@@ -286,13 +288,7 @@ async fn auth_failure(status: u16, message: &'static str) {
     let before = env.cursors().await;
     let run = env.reconcile().await;
 
-    assert_eq!(
-        env.text(&format!(
-            "select outcome from callsync.callyzer_sync_run where id = {run}"
-        ))
-        .await,
-        "failed"
-    );
+    assert_eq!(env.outcome(run).await, "failed");
     let error = env
         .text(&format!(
             "select error from callsync.callyzer_sync_run where id = {run}"
@@ -368,13 +364,7 @@ async fn a_timeout_is_retried_at_most_three_times_then_the_run_fails() {
     let before = env.cursors().await;
     let run = env.reconcile().await;
 
-    assert_eq!(
-        env.text(&format!(
-            "select outcome from callsync.callyzer_sync_run where id = {run}"
-        ))
-        .await,
-        "failed"
-    );
+    assert_eq!(env.outcome(run).await, "failed");
     assert_eq!(env.api.seen().len(), 4, "the request and 3 retries");
     assert_eq!(env.log(run, "retries").await, 3);
     let error = env
@@ -421,13 +411,7 @@ async fn a_failure_on_page_7_of_10_is_repaired_by_the_next_run() {
         .fail_page(7, vec![Fault::Status(500, "Internal Server Error"); 4]);
     let before = env.cursors().await;
     let first = env.reconcile().await;
-    assert_eq!(
-        env.text(&format!(
-            "select outcome from callsync.callyzer_sync_run where id = {first}"
-        ))
-        .await,
-        "failed"
-    );
+    assert_eq!(env.outcome(first).await, "failed");
     assert_eq!(env.log(first, "pages").await, 6);
     assert_eq!(
         env.db
@@ -442,13 +426,7 @@ async fn a_failure_on_page_7_of_10_is_repaired_by_the_next_run() {
     );
 
     let second = env.reconcile().await;
-    assert_eq!(
-        env.text(&format!(
-            "select outcome from callsync.callyzer_sync_run where id = {second}"
-        ))
-        .await,
-        "succeeded"
-    );
+    assert_eq!(env.outcome(second).await, "succeeded");
     let (from1, from2) = (
         env.text(&format!(
             "select window_from::text from callsync.callyzer_sync_run where id = {first}"
@@ -483,13 +461,7 @@ async fn a_5xx_and_a_cut_off_page_are_retried_and_the_run_still_succeeds() {
         vec![Fault::Status(503, "Service Unavailable"), Fault::Truncated],
     );
     let run = env.reconcile().await;
-    assert_eq!(
-        env.text(&format!(
-            "select outcome from callsync.callyzer_sync_run where id = {run}"
-        ))
-        .await,
-        "succeeded"
-    );
+    assert_eq!(env.outcome(run).await, "succeeded");
     assert_eq!(env.log(run, "retries").await, 2);
     assert_eq!(env.log(run, "new").await, 250);
     assert_eq!(env.api.seen().len(), 5);
@@ -559,13 +531,7 @@ async fn a_chosen_window_over_180_days_is_chunked_and_leaves_the_cursor() {
     .unwrap();
     env.wait_run(run).await;
 
-    assert_eq!(
-        env.text(&format!(
-            "select outcome from callsync.callyzer_sync_run where id = {run}"
-        ))
-        .await,
-        "succeeded"
-    );
+    assert_eq!(env.outcome(run).await, "succeeded");
     assert_eq!(env.log(run, "chunks").await, 3);
     let seen = env.api.seen();
     assert_eq!(seen.len(), 3);
@@ -784,13 +750,7 @@ async fn a_rate_limit_set_during_a_burst_stops_it_and_the_run_goes_on_one_reques
     let limited_at = std::time::Instant::now();
     env.wait_run(run).await;
 
-    assert_eq!(
-        env.text(&format!(
-            "select outcome from callsync.callyzer_sync_run where id = {run}"
-        ))
-        .await,
-        "succeeded"
-    );
+    assert_eq!(env.outcome(run).await, "succeeded");
     assert_eq!(env.log(run, "new").await, 1000);
     assert_eq!(env.log(run, "pages").await, 10);
     let seen = env.api.seen();

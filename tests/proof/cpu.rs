@@ -73,10 +73,24 @@ fn machine() -> (u64, u64) {
 
 /// The 1-minute load average.
 pub fn load1() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+    loadavg()
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
+}
+
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` gives them
+/// (how busy the shared machine was during a run).
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// CPU seconds (user + system) this process has used so far.
+pub fn own_cpu_secs() -> f64 {
+    proc_stat(std::process::id()).map_or(0.0, |(_, own, _)| own)
 }
 
 /// The postmaster's pid, from the cluster's data directory.
