@@ -2,7 +2,8 @@
 # Every test suite, on real parts, from a clean clone: installs what is missing,
 # then formatting and lints, Rust unit and integration tests (each test binary
 # starts its own PostgreSQL cluster), pgTAP on a cluster with every migration
-# including the pg_cron schedules, and the Deno tests of the Edge Functions.
+# including the pg_cron schedules, the Deno tests of the Edge Functions, and the
+# console's browser test in headless Chromium (installed from Debian if missing).
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    Rust tests only (while iterating)
 set -euo pipefail
