@@ -7,7 +7,8 @@
 //! LOCKED + complete, 4 connections), (c) graphile-worker drain jobs/s, (d)
 //! insert-to-start latency at a steady rate for the worker and graphile-worker,
 //! and the ratios the targets are stated in. Absolute numbers drift with the
-//! machine's load; the ratios are what to compare.
+//! machine's load; the ratios, and the CPU per 1000 jobs printed beside each
+//! drain (Postgres and this process, from /proc), are what to compare.
 #![allow(clippy::unwrap_used)] // benchmarks fail loudly by design
 
 #[path = "../tests/common/mod.rs"]
@@ -21,6 +22,8 @@ use callsync::queue::ClaimedJob;
 use callsync::worker::Worker;
 use common::{Cluster, TestDb};
 use futures_util::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -30,6 +33,55 @@ fn env_or(key: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// CPU used so far by the cluster's Postgres processes and by this process (the
+/// worker, or the bare loop's client), from /proc.
+fn cpu_now(cluster: &Cluster) -> cpu::Snapshot {
+    let me = cpu::Named {
+        name: "bench",
+        pid: std::process::id(),
+    };
+    let postmaster = cpu::postmaster_pid(&cluster.dir).unwrap_or(0);
+    cpu::snapshot(&[me], postmaster, &BTreeMap::new())
+}
+
+/// CPU milliseconds per 1000 jobs between two snapshots: (Postgres, this
+/// process). Unlike jobs/s this hardly depends on what else the shared machine
+/// runs, so it is the figure to compare changes by.
+fn cpu_per_1000(a: &cpu::Snapshot, b: &cpu::Snapshot, jobs: i64) -> (f64, f64) {
+    let v = cpu::between(a, b, jobs as u64 / 1000);
+    let me = v["cpu_ms_per_delivery"]["bench"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let all = v["cpu_ms_per_delivery_total"].as_f64().unwrap_or(f64::NAN);
+    (all - me, me)
+}
+
+/// One drain: jobs/s and CPU milliseconds per 1000 jobs.
+#[derive(Clone, Copy)]
+struct Drain {
+    jobs_per_s: f64,
+    pg_ms: f64,
+    own_ms: f64,
+}
+
+impl Drain {
+    fn measured(jobs: i64, elapsed: Duration, a: &cpu::Snapshot, b: &cpu::Snapshot) -> Drain {
+        let (pg_ms, own_ms) = cpu_per_1000(a, b, jobs);
+        Drain {
+            jobs_per_s: jobs as f64 / elapsed.as_secs_f64(),
+            pg_ms,
+            own_ms,
+        }
+    }
+
+    fn cpu(&self) -> String {
+        format!(
+            "CPU per 1000 jobs: Postgres {:.0} ms, this process {:.0} ms",
+            self.pg_ms, self.own_ms
+        )
+    }
 }
 
 fn now_ms() -> f64 {
@@ -43,13 +95,12 @@ async fn main() {
         let cluster = Cluster::start_private("bench");
         cluster.create_migrated_db("bench");
         let db = TestDb::on(cluster.clone(), "bench");
-        let cpu0 = cpu::own_cpu_secs();
-        let t0 = Instant::now();
-        let rate = worker_drain(&db, jobs).await;
+        let d = worker_drain(&db, jobs).await;
         println!(
-            "worker drain {rate:.0} jobs/s; this process used {:.1} s CPU in {:.1} s",
-            cpu::own_cpu_secs() - cpu0,
-            t0.elapsed().as_secs_f64()
+            "worker drain {:.0} jobs/s; {} (load average {})",
+            d.jobs_per_s,
+            d.cpu(),
+            cpu::loadavg()
         );
         cluster.down();
         return;
@@ -78,20 +129,31 @@ async fn main() {
     );
     let db = TestDb::on(cluster.clone(), "bench");
 
-    let bare = bare_sql_loop(&db, jobs).await;
+    let load_before = cpu::loadavg();
+    let bare_run = bare_sql_loop(&db, jobs).await;
     let functions = function_loop(&db, jobs).await;
-    let worker = worker_drain(&db, jobs).await;
+    let worker_run = worker_drain(&db, jobs).await;
     let gw_drain = graphile(&cluster, &["drain", &jobs.to_string(), "32"]);
     let ours_latency = worker_latency(&db, rate, secs).await;
     let gw_latency = graphile(&cluster, &["latency", &rate.to_string(), &secs.to_string()]);
     let gw_jobs_per_s = gw_drain["jobs_per_s"].as_f64().unwrap_or(f64::NAN);
+    let (worker, bare) = (worker_run.jobs_per_s, bare_run.jobs_per_s);
 
-    println!("\nqueue benchmark: {jobs} no-op jobs; latency at {rate} jobs/s for {secs} s (same cluster, same run)");
-    println!("  (a) callsync worker drain         {:>9.0} jobs/s", worker);
-    println!("  (b) bare SQL loop (4 conns x 100)  {:>9.0} jobs/s", bare);
+    println!("\nqueue benchmark: {jobs} no-op jobs; latency at {rate} jobs/s for {secs} s (same cluster, same run; load average {load_before} before, {} after)", cpu::loadavg());
     println!(
-        "  (b') same loop via claim_jobs/complete_jobs {:>9.0} jobs/s",
-        functions
+        "  (a) callsync worker drain         {:>9.0} jobs/s  {}",
+        worker,
+        worker_run.cpu()
+    );
+    println!(
+        "  (b) bare SQL loop (4 conns x 100)  {:>9.0} jobs/s  {}",
+        bare,
+        bare_run.cpu()
+    );
+    println!(
+        "  (b') same loop via claim_jobs/complete_jobs {:>9.0} jobs/s  {}",
+        functions.jobs_per_s,
+        functions.cpu()
     );
     println!(
         "  (c) graphile-worker drain          {:>9.0} jobs/s",
@@ -142,13 +204,13 @@ const FN_CLAIM: &str =
     "select id, lease_id from callsync.claim_jobs('sqlfn', 100, interval '30 seconds')";
 const FN_COMPLETE: &str = "select count(*) from callsync.complete_jobs($1, $2)";
 
-async fn bare_sql_loop(db: &TestDb, jobs: i64) -> f64 {
+async fn bare_sql_loop(db: &TestDb, jobs: i64) -> Drain {
     sql_loop(db, jobs, BARE_CLAIM, BARE_COMPLETE).await
 }
 
 /// The same loop through the queue's SQL functions: separates what the
 /// functions cost from what the Rust worker around them costs.
-async fn function_loop(db: &TestDb, jobs: i64) -> f64 {
+async fn function_loop(db: &TestDb, jobs: i64) -> Drain {
     sql_loop(db, jobs, FN_CLAIM, FN_COMPLETE).await
 }
 
@@ -157,10 +219,11 @@ async fn sql_loop(
     jobs: i64,
     claim_sql: &'static str,
     complete_sql: &'static str,
-) -> f64 {
+) -> Drain {
     reset(db).await;
     common::insert_jobs(db, "noop", jobs, 100).await;
     db.exec("vacuum analyze callsync.job").await;
+    let cpu0 = cpu_now(&db.cluster);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..4 {
@@ -185,16 +248,22 @@ async fn sql_loop(
     for t in tasks {
         t.await.expect("bare loop");
     }
+    let elapsed = start.elapsed();
+    let cpu1 = cpu_now(&db.cluster);
     let done: i64 = db
         .scalar("select count(*) from callsync.job where state = 'completed'")
         .await;
     assert_eq!(done, jobs, "the bare loop completed every job");
-    jobs as f64 / start.elapsed().as_secs_f64()
+    Drain::measured(jobs, elapsed, &cpu0, &cpu1)
 }
 
-struct Noop;
+/// Does nothing but count its runs, so the drain's end can be awaited without
+/// scanning the job table while the worker drains it.
+#[derive(Clone, Default)]
+struct Noop(Arc<AtomicI64>);
 impl Handler for Noop {
     fn run<'a>(&'a self, _job: &'a ClaimedJob) -> BoxFuture<'a, Result<(), JobError>> {
+        self.0.fetch_add(1, Ordering::Relaxed);
         Box::pin(async { Ok(()) })
     }
 }
@@ -212,7 +281,7 @@ fn bench_options() -> callsync::worker::WorkerOptions {
 }
 
 /// (a): the real worker (claim function, batched completer, one task per job).
-async fn worker_drain(db: &TestDb, jobs: i64) -> f64 {
+async fn worker_drain(db: &TestDb, jobs: i64) -> Drain {
     reset(db).await;
     common::insert_jobs(db, "noop", jobs, 100).await;
     db.exec("vacuum analyze callsync.job").await;
@@ -221,16 +290,28 @@ async fn worker_drain(db: &TestDb, jobs: i64) -> f64 {
         &db.url("supabase_admin"),
         "alter database bench set track_functions = 'all'; select pg_stat_reset()",
     );
+    let runs = Noop::default();
     let worker = Worker::new(
         db.store(),
-        Handlers::new().register("noop", Noop),
+        Handlers::new().register("noop", runs.clone()),
         bench_options(),
     );
     let stop = CancellationToken::new();
+    let cpu0 = cpu_now(&db.cluster);
     let start = Instant::now();
     let w = worker.clone();
     let token = stop.clone();
     let run = tokio::spawn(async move { w.run(token).await });
+    // The end of the drain is when the database shows every job completed. A
+    // count(*) over 100,000 rows costs 15-35 ms of Postgres CPU, so polling it
+    // every 20 ms from the start took 40 ms per 1000 jobs, as much as the
+    // worker's own statements, from the Postgres the worker was measured on (and
+    // the bare loop never paid it). Count in the handler first; only once every
+    // job has run, poll the table for the last completions.
+    common::wait_until("every job ran", Duration::from_secs(600), || async {
+        runs.0.load(Ordering::Relaxed) >= jobs
+    })
+    .await;
     common::wait_until(
         "the worker drained the queue",
         Duration::from_secs(600),
@@ -238,10 +319,11 @@ async fn worker_drain(db: &TestDb, jobs: i64) -> f64 {
     )
     .await;
     let elapsed = start.elapsed();
+    let cpu1 = cpu_now(&db.cluster);
     stop.cancel();
     let _ = run.await;
     print_statement_counts(db, jobs).await;
-    jobs as f64 / elapsed.as_secs_f64()
+    Drain::measured(jobs, elapsed, &cpu0, &cpu1)
 }
 
 /// How many claim and completion statements the worker needed (from
