@@ -379,49 +379,6 @@ pub fn parse_record(
     ))
 }
 
-impl CallRecord {
-    /// The flat JSON object `callsync.callyzer_apply_calls` reads (one per call).
-    pub fn to_sql_json(&self) -> Value {
-        let ts = |t: &Option<CallyzerTimestamp>| {
-            (
-                t.as_ref().map(|t| t.raw.clone()),
-                t.as_ref()
-                    .map(|t| t.local.format("%Y-%m-%d %H:%M:%S").to_string()),
-                t.as_ref().and_then(|t| t.offset_s),
-            )
-        };
-        let (synced_raw, synced_local, synced_offset_s) = ts(&self.synced_at);
-        let (modified_raw, modified_local, modified_offset_s) = ts(&self.modified_at);
-        serde_json::json!({
-            "id": self.id,
-            "emp_code": self.emp_code,
-            "emp_name": self.emp_name,
-            "emp_country_code": self.emp_country_code,
-            "emp_number": self.emp_number,
-            "emp_e164": self.emp_phone.as_ref().map(PhoneNumber::as_str),
-            "emp_tags": self.emp_tags,
-            "client_name": self.client_name,
-            "client_country_code": self.client_country_code,
-            "client_number": self.client_number,
-            "client_e164": self.client_phone.as_ref().map(PhoneNumber::as_str),
-            "duration_s": self.duration_s,
-            "call_type": self.call_type.as_str(),
-            "call_date": self.call_date.format("%Y-%m-%d").to_string(),
-            "call_time": self.call_time.format("%H:%M:%S").to_string(),
-            "note": self.note,
-            "recording_url": self.recording_url,
-            "crm_status": self.crm_status,
-            "synced_raw": synced_raw,
-            "synced_local": synced_local,
-            "synced_offset_s": synced_offset_s,
-            "modified_raw": modified_raw,
-            "modified_local": modified_local,
-            "modified_offset_s": modified_offset_s,
-            "raw": self.raw,
-        })
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -1,10 +1,11 @@
 //! Group commit for Callyzer deliveries: the `callyzer_delivery` jobs that are
 //! ready to apply at the same moment hand their parsed calls here, and one
-//! statement applies them all (`callsync.callyzer_apply_deliveries`). Each job
+//! statement applies them all (`callsync.callyzer_apply_batch`). Each job
 //! still waits for, and reports, its own outcome. A batch that fails is retried
 //! one delivery per statement, so a bad delivery fails only its own job.
 //! Not here: loading and parsing a delivery (`callyzer_delivery`), the upsert
 //! rules (SQL).
+use super::callyzer_call_in::ApplyBatch;
 use super::callyzer_delivery::{apply_calls, CallSource};
 use super::JobError;
 use crate::db::DbError;
@@ -13,8 +14,6 @@ use deadpool_postgres::{Object, Pool};
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
-
-const APPLY_DELIVERIES: &str = include_str!("../../sql/queries/call_upsert_deliveries.sql");
 
 /// Most deliveries one statement applies (50 calls each, typically)...
 const MAX_DELIVERIES: usize = 16;
@@ -138,25 +137,11 @@ async fn apply_batch(client: &Object, batch: Vec<(Delivery, Reply)>) {
 }
 
 async fn apply_together(client: &Object, batch: &[(Delivery, Reply)]) -> Result<Value, DbError> {
-    let mut event_ids = Vec::with_capacity(batch.len());
-    let mut problems = Vec::with_capacity(batch.len());
-    let mut calls = Vec::new();
+    let mut together = ApplyBatch::default();
     for (d, _) in batch {
-        event_ids.push(d.event_id);
-        problems.push(serde_json::to_value(&d.problems).unwrap_or(Value::Array(Vec::new())));
-        calls.extend(d.records.iter().map(|r| {
-            let mut call = r.to_sql_json();
-            if let Value::Object(fields) = &mut call {
-                fields.insert("event_id".into(), Value::from(d.event_id));
-            }
-            call
-        }));
+        together.add(Some(d.event_id), &d.records, &d.problems);
     }
-    let stmt = client.prepare_cached(APPLY_DELIVERIES).await?;
-    let row = client
-        .query_one(&stmt, &[&event_ids, &Value::Array(calls), &problems])
-        .await?;
-    Ok(row.try_get(0)?)
+    together.apply(client, CallSource::Webhook.as_str()).await
 }
 
 async fn apply_one(client: &Object, d: &Delivery) -> Result<Value, DbError> {

@@ -6,6 +6,7 @@
 //! harmless: the upsert keeps the newest copy of each call. Not here: HTTP
 //! (the Edge Function stored the event) and matching rules (SQL).
 use super::callyzer_apply_batcher::{ApplyBatcher, Delivery};
+use super::callyzer_call_in::ApplyBatch;
 use super::{Handler, JobError};
 use crate::domain::call_record::{parse_delivery, CallRecord, RecordProblem};
 use crate::queue::ClaimedJob;
@@ -18,7 +19,6 @@ pub const KIND: &str = "callyzer_delivery";
 
 const LOAD: &str = include_str!("../../sql/queries/webhook_event_load_callyzer.sql");
 const FAIL: &str = include_str!("../../sql/queries/webhook_event_fail_callyzer.sql");
-const APPLY: &str = include_str!("../../sql/queries/call_upsert_batch.sql");
 
 /// The handler; holds the pool it runs its statements on.
 pub struct CallyzerDelivery {
@@ -52,7 +52,7 @@ pub enum CallSource {
 }
 
 impl CallSource {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             CallSource::Webhook => "webhook",
             CallSource::Api => "api",
@@ -74,13 +74,9 @@ pub async fn apply_calls(
     problems: &[RecordProblem],
     source: CallSource,
 ) -> Result<serde_json::Value, crate::db::DbError> {
-    let calls = serde_json::Value::Array(records.iter().map(CallRecord::to_sql_json).collect());
-    let problems = serde_json::to_value(problems).unwrap_or(serde_json::Value::Array(Vec::new()));
-    let stmt = client.prepare_cached(APPLY).await?;
-    let row = client
-        .query_one(&stmt, &[&event_id, &calls, &problems, &source.as_str()])
-        .await?;
-    Ok(row.try_get(0)?)
+    let mut batch = ApplyBatch::default();
+    batch.add(event_id, records, problems);
+    batch.apply(client, source.as_str()).await
 }
 
 impl Handler for CallyzerDelivery {

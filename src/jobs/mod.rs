@@ -4,6 +4,7 @@
 //! worker the kind before its attempts run out).
 pub mod callyzer_api_settings;
 pub mod callyzer_apply_batcher;
+pub mod callyzer_call_in;
 pub mod callyzer_delivery;
 pub mod callyzer_reconcile;
 pub mod crm_dispatch;

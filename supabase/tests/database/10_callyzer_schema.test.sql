@@ -1,7 +1,7 @@
 -- The Callyzer domain: shape, labels, settings, phone rules, grants, and the
 -- RLS of the screens under each role (admin, manager, advisor, anon).
 begin;
-select plan(28);
+select plan(31);
 
 select has_table('callsync', 'team', 'teams exist');
 select has_table('callsync', 'advisor', 'advisors exist');
@@ -39,6 +39,14 @@ select ok(not has_function_privilege('authenticated', 'public.ingest_callyzer_we
     'signed-in users may not ingest');
 select ok(has_function_privilege('callsync_worker', 'callsync.callyzer_apply_calls(bigint, jsonb, jsonb, text)', 'execute'),
     'the worker may apply calls');
+select ok(has_function_privilege('callsync_worker',
+    'callsync.callyzer_apply_batch(callsync.callyzer_call_in[], bigint[], jsonb[], text)', 'execute'),
+    'the worker may apply typed batches');
+select ok(not has_function_privilege('authenticated',
+    'callsync.callyzer_apply_batch(callsync.callyzer_call_in[], bigint[], jsonb[], text)', 'execute'),
+    'signed-in users may not apply batches');
+select ok(has_type_privilege('callsync_worker', 'callsync.callyzer_call_in', 'usage'),
+    'the worker may use the typed call row');
 select ok(not has_table_privilege('callsync_worker', 'callsync.call', 'select'),
     'the worker reads no table directly');
 select ok(not has_table_privilege('anon', 'public.lead_call_registry', 'select'), 'anon cannot read the registry');
