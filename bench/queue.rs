@@ -113,10 +113,10 @@ async fn main() {
         let db = TestDb::on(cluster.clone(), "bench");
         let l = worker_latency(&db, rate, secs).await;
         println!(
-            "insert-to-start latency at {rate} jobs/s: p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms; \
-             the enqueue round trip alone: p50 {:.2} ms  p99 {:.2} ms",
-            l.0, l.1, l.2, l.4, l.5
+            "latency at {rate} jobs/s (load average {}):",
+            cpu::loadavg()
         );
+        l.print("callsync");
         cluster.down();
         return;
     }
@@ -164,14 +164,7 @@ async fn main() {
         "  (a)/(c) = {:.2}   (target >= 1.5)",
         worker / gw_jobs_per_s
     );
-    println!(
-        "  (d) insert-to-start latency, callsync:        p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  ({} samples)",
-        ours_latency.0, ours_latency.1, ours_latency.2, ours_latency.3
-    );
-    println!(
-        "      of which the enqueue round trip (insert + commit): p50 {:.2} ms  p99 {:.2} ms",
-        ours_latency.4, ours_latency.5
-    );
+    ours_latency.print("callsync");
     println!(
         "  (d) insert-to-start latency, graphile-worker: p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  ({} samples)",
         gw_latency["p50_ms"].as_f64().unwrap_or(f64::NAN),
@@ -268,6 +261,9 @@ impl Handler for Noop {
     }
 }
 
+/// The workers' lease here; the latency legs read the claim's start from it.
+const BENCH_LEASE: Duration = Duration::from_secs(60);
+
 fn bench_options() -> callsync::worker::WorkerOptions {
     let mut opts = common::test_options("bench");
     // Three claim loops keep up to four statements in flight with the completer,
@@ -275,7 +271,7 @@ fn bench_options() -> callsync::worker::WorkerOptions {
     // loops: 10,700-14,500 in alternating runs at load 4-5).
     opts.concurrency = env_or("BENCH_CONCURRENCY", 300) as usize;
     opts.claim_loops = env_or("BENCH_CLAIM_LOOPS", 3) as usize;
-    opts.lease = Duration::from_secs(60);
+    opts.lease = BENCH_LEASE;
     opts.poll_interval = Duration::from_secs(1);
     opts
 }
@@ -351,15 +347,22 @@ async fn print_statement_counts(db: &TestDb, jobs: i64) {
     }
 }
 
-/// Records how long after its insert each job started.
+/// Records how long after its insert each job started, and where that time
+/// went by the server's clock (same machine): sent -> the enqueue's transaction
+/// start (`created_at`), -> the claim's transaction start (the lease's start),
+/// -> the handler.
 #[derive(Clone, Default)]
-struct Latency(Arc<Mutex<Vec<f64>>>);
+struct Latency(Arc<Mutex<Vec<[f64; 4]>>>);
 impl Handler for Latency {
     fn run<'a>(&'a self, job: &'a ClaimedJob) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
+            let now = now_ms();
             if let Some(t) = job.args.get("t").and_then(serde_json::Value::as_f64) {
+                let created = job.created_at.timestamp_micros() as f64 / 1000.0;
+                let claimed = job.lease_expires_at.timestamp_micros() as f64 / 1000.0
+                    - BENCH_LEASE.as_secs_f64() * 1000.0;
                 if let Ok(mut v) = self.0.lock() {
-                    v.push(now_ms() - t);
+                    v.push([now - t, created - t, claimed - created, now - claimed]);
                 }
             }
             Ok(())
@@ -367,10 +370,38 @@ impl Handler for Latency {
     }
 }
 
+/// What (d) measured: insert-to-start percentiles, the producer's enqueue
+/// round trip, and the median of each leg of the way.
+struct LatencyRun {
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    samples: usize,
+    enqueue_p50: f64,
+    enqueue_p99: f64,
+    /// p50 of: sent -> enqueue starts on the server, -> claim starts, -> handler runs
+    legs_p50: [f64; 3],
+}
+
+impl LatencyRun {
+    fn print(&self, who: &str) {
+        println!(
+            "  (d) insert-to-start latency, {who}:        p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  ({} samples)",
+            self.p50, self.p95, self.p99, self.samples
+        );
+        println!(
+            "      of which the enqueue round trip (insert + commit): p50 {:.2} ms  p99 {:.2} ms",
+            self.enqueue_p50, self.enqueue_p99
+        );
+        println!(
+            "      legs (p50 each): sent -> enqueue starts {:.2} ms, -> claim starts {:.2} ms, -> handler runs {:.2} ms",
+            self.legs_p50[0], self.legs_p50[1], self.legs_p50[2]
+        );
+    }
+}
+
 /// (d): one insert every 1/rate s from another connection; the worker listens.
-/// Returns p50, p95, p99 and samples of insert-to-start, then p50 and p99 of the
-/// enqueue round trip alone (what the insert and its commit cost the producer).
-async fn worker_latency(db: &TestDb, rate: u64, secs: u64) -> (f64, f64, f64, usize, f64, f64) {
+async fn worker_latency(db: &TestDb, rate: u64, secs: u64) -> LatencyRun {
     reset(db).await;
     let samples = Latency::default();
     let worker = Worker::new(
@@ -420,18 +451,28 @@ async fn worker_latency(db: &TestDb, rate: u64, secs: u64) -> (f64, f64, f64, us
     .await;
     stop.cancel();
     let _ = run.await;
-    let mut v = samples.0.lock().map(|v| v.clone()).unwrap_or_default();
-    v.sort_by(|a, b| a.total_cmp(b));
-    round_trips.sort_by(|a, b| a.total_cmp(b));
+    let rows = samples.0.lock().map(|v| v.clone()).unwrap_or_default();
+    let column = |i: usize| {
+        let mut v: Vec<f64> = rows.iter().map(|r| r[i]).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v
+    };
     let q = |v: &[f64], p: f64| v[((p * v.len() as f64) as usize).min(v.len() - 1)];
-    (
-        q(&v, 0.50),
-        q(&v, 0.95),
-        q(&v, 0.99),
-        v.len(),
-        q(&round_trips, 0.50),
-        q(&round_trips, 0.99),
-    )
+    let v = column(0);
+    round_trips.sort_by(|a, b| a.total_cmp(b));
+    LatencyRun {
+        p50: q(&v, 0.50),
+        p95: q(&v, 0.95),
+        p99: q(&v, 0.99),
+        samples: v.len(),
+        enqueue_p50: q(&round_trips, 0.50),
+        enqueue_p99: q(&round_trips, 0.99),
+        legs_p50: [
+            q(&column(1), 0.50),
+            q(&column(2), 0.50),
+            q(&column(3), 0.50),
+        ],
+    }
 }
 
 fn graphile(cluster: &Cluster, args: &[&str]) -> serde_json::Value {

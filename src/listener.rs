@@ -56,21 +56,20 @@ pub async fn run(
 /// One session: connect, LISTEN, forward notifications until the connection ends.
 async fn listen_once(
     url: &Secret<String>,
-    wake: &Notify,
+    wake: &Arc<Notify>,
     state: &ListenerState,
     shutdown: &CancellationToken,
 ) -> Result<(), crate::db::DbError> {
     let (client, mut connection) = crate::db::connect(url.expose()).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
+    // The connection's driver wakes the claim loop itself: a notification is on
+    // the insert-to-start path of every job, and a hop through another task
+    // (a channel, one more wake-up) only added to it.
+    let woken = wake.clone();
+    let mut driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
-                Ok(AsyncMessage::Notification(_)) => {
-                    if tx.send(()).is_err() {
-                        break;
-                    }
-                }
+                Ok(AsyncMessage::Notification(_)) => woken.notify_one(),
                 Ok(_) => {}
                 Err(e) => return Err(e),
             }
@@ -81,17 +80,12 @@ async fn listen_once(
     state.alive.store(true, Ordering::Relaxed);
     tracing::info!(channel = CHANNEL, "listening for new jobs");
     wake.notify_one(); // anything enqueued while we were not listening
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => { driver.abort(); return Ok(()); }
-            got = rx.recv() => match got {
-                Some(()) => wake.notify_one(),
-                None => break,
-            }
-        }
-    }
+    let ended = tokio::select! {
+        _ = shutdown.cancelled() => { driver.abort(); return Ok(()); }
+        ended = &mut driver => ended,
+    };
     drop(client);
-    match driver.await {
+    match ended {
         Ok(Ok(())) => {
             tracing::warn!("LISTEN connection closed by the server; reconnecting");
             Ok(())

@@ -7,8 +7,7 @@ use crate::jobs::{Handlers, JobError};
 use crate::queue::retry::Backoff;
 use crate::queue::store::Store;
 use crate::queue::{ClaimedJob, JobId, JobState, LeaseId};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
@@ -70,8 +69,12 @@ pub struct Worker {
     /// Woken whenever a job task ends, so a full worker claims again at once.
     slot_freed: Arc<Notify>,
     tracker: TaskTracker,
-    /// Jobs running in this process, so shutdown can stop them and give them back.
-    running: Arc<Mutex<HashMap<JobId, CancellationToken>>>,
+    /// Jobs running in this process (health checks, drain logs).
+    running: Arc<AtomicUsize>,
+    /// Cancelled when the drain deadline passes: every job still running stops
+    /// and gives its job back. One token for all, not one per job: a job's
+    /// start and end then touch no shared map.
+    stop_jobs: CancellationToken,
     completions: mpsc::UnboundedSender<(JobId, LeaseId)>,
     /// Taken once by the completer task when the worker starts.
     completions_rx: Arc<Mutex<Option<Completions>>>,
@@ -91,7 +94,8 @@ impl Worker {
             wake: Arc::new(Notify::new()),
             slot_freed: Arc::new(Notify::new()),
             tracker: TaskTracker::new(),
-            running: Arc::new(Mutex::new(HashMap::new())),
+            running: Arc::new(AtomicUsize::new(0)),
+            stop_jobs: CancellationToken::new(),
             completions: tx,
             completions_rx: Arc::new(Mutex::new(Some(rx))),
             last_tick_ms: Arc::new(AtomicI64::new(0)),
@@ -110,7 +114,7 @@ impl Worker {
 
     /// Jobs running in this process right now.
     pub fn running_jobs(&self) -> usize {
-        self.running.lock().map(|r| r.len()).unwrap_or(0)
+        self.running.load(Ordering::Relaxed)
     }
 
     /// One step: reserves as many free slots as there are (at most one batch),
@@ -211,11 +215,18 @@ impl Worker {
             match claimed {
                 Ok((requested, started)) => {
                     claim_backoff = Duration::from_millis(100);
-                    // Anything claimed means the queue was not empty: ask again at once. Only
-                    // an empty claim waits for a NOTIFY. (A short batch is not proof of an
-                    // empty queue: SKIP LOCKED hides rows another claim is taking right now.)
+                    // A full batch means there may be more: ask again at once. A short one
+                    // means the claim saw no more due jobs it could take: rows another
+                    // claim had locked are that claim's (SKIP LOCKED passes them and goes
+                    // on to the next due row, so a drain gets full batches until its
+                    // tail), a gated kind held by another worker is that worker's to
+                    // claim, and a job committed after the claim's snapshot sends a
+                    // NOTIFY that wakes a loop (or is kept for the next wait). Asking
+                    // again at once after a short batch cost an empty claim per job at a
+                    // steady rate (0.3-0.4 ms of server time each, beside every
+                    // insert-to-start).
                     if requested > 0
-                        && started > 0
+                        && started >= requested
                         && self.permits.available_permits() >= self.min_claim()
                     {
                         continue;
@@ -297,15 +308,8 @@ impl Worker {
     }
 
     fn stop_running(&self) -> usize {
-        match self.running.lock() {
-            Ok(running) => {
-                for stop in running.values() {
-                    stop.cancel();
-                }
-                running.len()
-            }
-            Err(_) => 0,
-        }
+        self.stop_jobs.cancel();
+        self.running_jobs()
     }
 
     /// Runs one job to an outcome and records it.
@@ -318,19 +322,19 @@ impl Worker {
             outcome = tracing::field::Empty,
         );
         async {
-            let stop = CancellationToken::new();
-            if let Ok(mut running) = self.running.lock() {
-                running.insert(job.id, stop.clone());
-            }
+            self.running.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
+            // Biased, the handler first: a job that finishes on its first poll
+            // never arms the lease timer (nor polls the stop token).
             let outcome = tokio::select! {
+                biased;
                 result = self.handlers.dispatch(&job) => Some(result),
                 () = self.keep_lease(&job) => None,
-                () = stop.cancelled() => {
+                () = self.stop_jobs.cancelled() => {
                     self.release(&job).await;
                     tracing::Span::current().record("outcome", "released");
                     crate::metrics::job_finished(&job.kind, "released", started.elapsed());
-                    self.finish_job(job.id, permit);
+                    self.finish_job(permit);
                     return;
                 }
             };
@@ -357,16 +361,14 @@ impl Worker {
                     "could not record the outcome; the lease will expire and the job run again"
                 ),
             }
-            self.finish_job(job.id, permit);
+            self.finish_job(permit);
         }
         .instrument(span)
         .await
     }
 
-    fn finish_job(&self, id: JobId, permit: OwnedSemaphorePermit) {
-        if let Ok(mut running) = self.running.lock() {
-            running.remove(&id);
-        }
+    fn finish_job(&self, permit: OwnedSemaphorePermit) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
         drop(permit);
         self.slot_freed.notify_one();
     }
