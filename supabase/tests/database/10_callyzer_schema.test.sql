@@ -1,7 +1,7 @@
 -- The Callyzer domain: shape, labels, settings, phone rules, grants, and the
 -- RLS of the screens under each role (admin, manager, advisor, anon).
 begin;
-select plan(31);
+select plan(33);
 
 select has_table('callsync', 'team', 'teams exist');
 select has_table('callsync', 'advisor', 'advisors exist');
@@ -47,6 +47,12 @@ select ok(not has_function_privilege('authenticated',
     'signed-in users may not apply batches');
 select ok(has_type_privilege('callsync_worker', 'callsync.callyzer_call_in', 'usage'),
     'the worker may use the typed call row');
+select ok((select 'jit=off' = any (proconfig) from pg_proc
+           where oid = 'callsync.callyzer_apply_batch(callsync.callyzer_call_in[], bigint[], jsonb[], text)'::regprocedure),
+    'the apply never JIT-compiles');
+select ok((select 'jit=off' = any (proconfig) from pg_proc
+           where oid = 'callsync.rematch_unmatched_calls(text[], integer)'::regprocedure),
+    'the unmatched retry never JIT-compiles');
 select ok(not has_table_privilege('callsync_worker', 'callsync.call', 'select'),
     'the worker reads no table directly');
 select ok(not has_table_privilege('anon', 'public.lead_call_registry', 'select'), 'anon cannot read the registry');

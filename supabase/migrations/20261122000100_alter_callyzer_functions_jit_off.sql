@@ -1,0 +1,21 @@
+-- =============================================================================
+-- alter_callyzer_functions_jit_off
+-- Why:      two Callyzer functions are transactional work on a few thousand
+--           rows, where JIT compilation only ever adds time. On a scratch
+--           cluster with 455,000 waiting calls, pg_stat_statements showed the
+--           scheduled retry (callsync.rematch_unmatched_calls) compiling 80
+--           functions, 82 ms, in one call. callsync.callyzer_apply_batch plans
+--           with enable_seqscan = off (20261122000000, as 20261121180000 did for
+--           the previous apply), and a scan that cannot be avoided then costs
+--           1e10 and crosses jit_above_cost: the queue's engineer measured 58-145
+--           ms of compilation for a 3-row scan under that setting. No apply
+--           statement compiled in our runs; this keeps it so as the data changes.
+-- Changes:  both functions run with jit = off (their nested statements and
+--           the triggers they fire included). Nothing else.
+-- Live-safe: ALTER FUNCTION ... SET; same bodies, same grants.
+-- Undo:     alter function ... reset jit; for each.
+-- Tests:    supabase/tests/database/10_callyzer_schema.test.sql,
+--           tests/callyzer_processing.rs, tests/callyzer_unmatched_retry.rs
+-- =============================================================================
+alter function callsync.callyzer_apply_batch(callsync.callyzer_call_in[], bigint[], jsonb[], text) set jit = off;
+alter function callsync.rematch_unmatched_calls(text[], integer) set jit = off;
