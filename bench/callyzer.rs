@@ -8,7 +8,7 @@
 //! the database takes them, while a worker (BENCH_CONCURRENCY jobs at once,
 //! default 32 like WORKER_CONCURRENCY) processes them; also each half alone.
 //! The worker: parse in Rust, then the deliveries ready together go through one
-//! `callyzer_apply_deliveries` (advisors, labels, time zone, lead matching
+//! `callyzer_apply_batch` (advisors, labels, time zone, lead matching
 //! against 20,000 lead phones, unmatched parking).
 //! Baseline in the same run: a bare `INSERT … ON CONFLICT (id) DO UPDATE` of the
 //! same rows, 50 per statement, 4 connections, into a table shaped like

@@ -279,7 +279,7 @@ async fn main() {
 
     // BENCH_ANALYZE=1: fresh planner statistics before (2), as autovacuum keeps
     // them in a live database (here (1) filled the tables seconds ago); without
-    // them callyzer_apply_calls plans its un-parking DELETE as a scan of every
+    // them the apply (callyzer_apply_batch) plans its un-parking DELETE as a scan of every
     // waiting call (auto_explain: 450 of 590 ms for 1,000 matched calls)
     if std::env::var("BENCH_ANALYZE").is_ok_and(|v| v == "1") {
         db.exec("analyze").await;

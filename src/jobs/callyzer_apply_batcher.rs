@@ -5,8 +5,7 @@
 //! one delivery per statement, so a bad delivery fails only its own job.
 //! Not here: loading and parsing a delivery (`callyzer_delivery`), the upsert
 //! rules (SQL).
-use super::callyzer_call_in::ApplyBatch;
-use super::callyzer_delivery::{apply_calls, CallSource};
+use super::callyzer_call_in::{apply_calls, ApplyBatch, CallSource};
 use super::JobError;
 use crate::db::DbError;
 use crate::domain::call_record::{CallRecord, RecordProblem};
@@ -141,7 +140,7 @@ async fn apply_together(client: &Object, batch: &[(Delivery, Reply)]) -> Result<
     for (d, _) in batch {
         together.add(Some(d.event_id), &d.records, &d.problems);
     }
-    together.apply(client, CallSource::Webhook.as_str()).await
+    together.apply(client, CallSource::Webhook).await
 }
 
 async fn apply_one(client: &Object, d: &Delivery) -> Result<Value, DbError> {

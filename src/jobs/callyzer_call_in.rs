@@ -1,6 +1,7 @@
 //! The parsed calls as the apply statement takes them: rows of the composite
 //! type `callsync.callyzer_call_in`, sent in Postgres' binary format, and the
-//! one statement that applies them (`callsync.callyzer_apply_batch`). A JSON
+//! one statement that applies them (`callsync.callyzer_apply_batch`), for one
+//! source ([`apply_calls`]) or several ([`ApplyBatch`]). A JSON
 //! document of the same calls cost the worker its construction and Postgres a
 //! parse of about 1 KB per call before any rule ran.
 //! Not here: what the rules are (SQL), which calls are batched together
@@ -120,20 +121,66 @@ impl<'a> ApplyBatch<'a> {
     }
 
     /// Applies everything added in one statement, with calls tagged as coming
-    /// from `source` (`webhook` or `api`), and returns the database's summary
+    /// from `source`, and returns the database's summary
     /// (`received`, `inserted`, `updated`, `unchanged`, `matched`,
     /// `ambiguous`, `unmatched`, `rejected`).
     ///
     /// # Errors
     /// [`DbError`] when the statement fails; nothing was applied then.
-    pub async fn apply(&self, client: &impl GenericClient, source: &str) -> Result<Value, DbError> {
+    pub async fn apply(
+        &self,
+        client: &impl GenericClient,
+        source: CallSource,
+    ) -> Result<Value, DbError> {
         let stmt = client.prepare_cached(APPLY_BATCH).await?;
         let row = client
             .query_one(
                 &stmt,
-                &[&self.calls, &self.event_ids, &self.problems, &source],
+                &[
+                    &self.calls,
+                    &self.event_ids,
+                    &self.problems,
+                    &source.as_str(),
+                ],
             )
             .await?;
         Ok(row.try_get(0)?)
     }
+}
+
+/// Where a batch of calls came from (`callsync.call.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallSource {
+    /// A webhook delivery.
+    Webhook,
+    /// The reconciliation poll of Callyzer's API.
+    Api,
+}
+
+impl CallSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            CallSource::Webhook => "webhook",
+            CallSource::Api => "api",
+        }
+    }
+}
+
+/// Applies parsed calls in one statement and returns the database's summary
+/// (`received`, `inserted`, `updated`, `unchanged`, `matched`, `ambiguous`,
+/// `unmatched`, `rejected`). With `event_id`, that event is marked processed
+/// with `problems` kept on it. Reconciliation can call this with `None`.
+///
+/// # Errors
+/// [`crate::db::DbError`] when the statement fails; nothing was applied then.
+pub async fn apply_calls(
+    client: &impl GenericClient,
+    event_id: Option<i64>,
+    records: &[CallRecord],
+    problems: &[RecordProblem],
+    source: CallSource,
+) -> Result<serde_json::Value, crate::db::DbError> {
+    let mut batch = ApplyBatch::default();
+    batch.add(event_id, records, problems);
+    batch.apply(client, source).await
 }

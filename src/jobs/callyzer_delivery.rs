@@ -1,16 +1,17 @@
 //! `callyzer_delivery`: processes one stored Callyzer webhook delivery. Loads
-//! the raw event, parses it into [`CallRecord`]s (a bad record becomes a
+//! the raw event, parses it into [`CallRecord`](crate::domain::call_record::CallRecord)s (a bad record becomes a
 //! reported problem, the rest go on), and applies all of them with one
 //! set-based SQL call that also marks the event processed (together with the
 //! other deliveries ready at that moment: `callyzer_apply_batcher`). Running it twice is
 //! harmless: the upsert keeps the newest copy of each call. Not here: HTTP
 //! (the Edge Function stored the event) and matching rules (SQL).
 use super::callyzer_apply_batcher::{ApplyBatcher, Delivery};
-use super::callyzer_call_in::ApplyBatch;
+// The apply itself lives with its statement; re-exported where callers know it.
+pub use super::callyzer_call_in::{apply_calls, CallSource};
 use super::{Handler, JobError};
-use crate::domain::call_record::{parse_delivery, CallRecord, RecordProblem};
+use crate::domain::call_record::parse_delivery;
 use crate::queue::ClaimedJob;
-use deadpool_postgres::{GenericClient, Pool};
+use deadpool_postgres::Pool;
 use futures_util::future::BoxFuture;
 use std::sync::OnceLock;
 
@@ -40,43 +41,6 @@ impl CallyzerDelivery {
         self.batcher
             .get_or_init(|| ApplyBatcher::start(self.pool.clone()))
     }
-}
-
-/// Where a batch of calls came from (`callsync.call.source`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallSource {
-    /// A webhook delivery.
-    Webhook,
-    /// The reconciliation poll of Callyzer's API.
-    Api,
-}
-
-impl CallSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallSource::Webhook => "webhook",
-            CallSource::Api => "api",
-        }
-    }
-}
-
-/// Applies parsed calls in one statement and returns the database's summary
-/// (`received`, `inserted`, `updated`, `unchanged`, `matched`, `ambiguous`,
-/// `unmatched`, `rejected`). With `event_id`, that event is marked processed
-/// with `problems` kept on it. Reconciliation can call this with `None`.
-///
-/// # Errors
-/// [`crate::db::DbError`] when the statement fails; nothing was applied then.
-pub async fn apply_calls(
-    client: &impl GenericClient,
-    event_id: Option<i64>,
-    records: &[CallRecord],
-    problems: &[RecordProblem],
-    source: CallSource,
-) -> Result<serde_json::Value, crate::db::DbError> {
-    let mut batch = ApplyBatch::default();
-    batch.add(event_id, records, problems);
-    batch.apply(client, source.as_str()).await
 }
 
 impl Handler for CallyzerDelivery {

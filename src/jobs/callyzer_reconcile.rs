@@ -23,7 +23,7 @@
 //! killed worker's job goes on, when rescued, from the first page not applied.
 //! Not here: planning the window and moving the cursor (SQL,
 //! `callsync.callyzer_reconcile_start` / `callyzer_sync_finish`).
-use super::callyzer_delivery::{apply_calls, CallSource};
+use super::callyzer_call_in::{apply_calls, CallSource};
 use super::{Handler, JobError};
 use crate::clients::callyzer::{CallyzerClient, HistoryQuery, PageOutcome};
 use crate::db::DbError;
