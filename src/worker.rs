@@ -19,15 +19,6 @@ use tracing::Instrument;
 const MAX_CLAIM_BATCH: usize = 100;
 /// Most completions one statement records.
 const MAX_COMPLETE_BATCH: usize = 1000;
-/// How long a short batch of completions waits for company before it is
-/// recorded. At a steady trickle (one job every few ms) each job used to cost
-/// its own completion statement and commit, ~0.6 ms of server CPU next to the
-/// claim's ~0.7; sharing the statement frees that CPU for the next job's claim
-/// (`cargo bench --bench queue`, insert-to-start at 500 jobs/s, alternated:
-/// p99 5.2-5.3 ms without, 4.0-4.1 ms with). Recording an outcome 5 ms later
-/// changes nothing a user sees; a crash in the window re-runs those jobs, as a
-/// crash before any completion does (at least once).
-const COMPLETE_LINGER: Duration = Duration::from_millis(5);
 
 /// Jobs whose handler succeeded, waiting to be recorded in a batch.
 type Completions = mpsc::UnboundedReceiver<(JobId, LeaseId)>;
@@ -473,9 +464,6 @@ impl Worker {
                         Err(_) => break,
                     }
                 }
-                if !last_round {
-                    linger(&mut rx, &mut batch, &finish).await;
-                }
                 if !batch.is_empty() {
                     flush_completions(&store, &batch).await;
                     batch.clear();
@@ -505,27 +493,6 @@ impl Worker {
                 }
             }
         })
-    }
-}
-
-/// Tops up a short `batch` with completions that arrive within
-/// [`COMPLETE_LINGER`]; returns early when it is full or the worker stops.
-async fn linger(
-    rx: &mut Completions,
-    batch: &mut Vec<(JobId, LeaseId)>,
-    finish: &CancellationToken,
-) {
-    let until = tokio::time::Instant::now() + COMPLETE_LINGER;
-    while batch.len() < MAX_COMPLETE_BATCH {
-        tokio::select! {
-            biased;
-            () = finish.cancelled() => return,
-            () = tokio::time::sleep_until(until) => return,
-            got = rx.recv() => match got {
-                Some(done) => batch.push(done),
-                None => return,
-            },
-        }
     }
 }
 
