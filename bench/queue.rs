@@ -167,12 +167,11 @@ async fn main() {
         worker / gw_jobs_per_s
     );
     ours_latency.print("callsync");
-    println!(
-        "  (d) insert-to-start latency, graphile-worker: p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  ({} samples)",
-        gw_latency["p50_ms"].as_f64().unwrap_or(f64::NAN),
-        gw_latency["p95_ms"].as_f64().unwrap_or(f64::NAN),
-        gw_latency["p99_ms"].as_f64().unwrap_or(f64::NAN),
-        gw_latency["samples"]
+    let gw = |key: &str| gw_latency[key].as_f64().unwrap_or(f64::NAN);
+    print_percentiles(
+        "graphile-worker",
+        [gw("p50_ms"), gw("p95_ms"), gw("p99_ms")],
+        &gw_latency["samples"],
     );
     cluster.down();
 }
@@ -410,10 +409,7 @@ struct LatencyRun {
 
 impl LatencyRun {
     fn print(&self, who: &str) {
-        println!(
-            "  (d) insert-to-start latency, {who}:        p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  ({} samples)",
-            self.p50, self.p95, self.p99, self.samples
-        );
+        print_percentiles(who, [self.p50, self.p95, self.p99], &self.samples);
         println!(
             "      of which the enqueue round trip (insert + commit): p50 {:.2} ms  p99 {:.2} ms",
             self.enqueue_p50, self.enqueue_p99
@@ -423,6 +419,13 @@ impl LatencyRun {
             self.legs_p50[0], self.legs_p50[1], self.legs_p50[2]
         );
     }
+}
+
+/// The (d) line both systems print: insert-to-start p50, p95, p99 in ms.
+fn print_percentiles(who: &str, [p50, p95, p99]: [f64; 3], samples: &dyn std::fmt::Display) {
+    println!(
+        "  (d) insert-to-start latency, {who}: p50 {p50:.2} ms  p95 {p95:.2} ms  p99 {p99:.2} ms  ({samples} samples)"
+    );
 }
 
 /// (d): one insert every 1/rate s from another connection; the worker listens.

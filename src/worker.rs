@@ -7,7 +7,7 @@ use crate::jobs::{Handlers, JobError};
 use crate::queue::retry::Backoff;
 use crate::queue::store::Store;
 use crate::queue::{ClaimedJob, JobId, JobState, LeaseId};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
@@ -68,9 +68,8 @@ pub struct Worker {
     permits: Arc<Semaphore>,
     /// Woken whenever a job task ends, so a full worker claims again at once.
     slot_freed: Arc<Notify>,
+    /// The job tasks: their count is the jobs running in this process.
     tracker: TaskTracker,
-    /// Jobs running in this process (health checks, drain logs).
-    running: Arc<AtomicUsize>,
     /// Cancelled when the drain deadline passes: every job still running stops
     /// and gives its job back. One token for all, not one per job: a job's
     /// start and end then touch no shared map.
@@ -94,7 +93,6 @@ impl Worker {
             wake: Arc::new(Notify::new()),
             slot_freed: Arc::new(Notify::new()),
             tracker: TaskTracker::new(),
-            running: Arc::new(AtomicUsize::new(0)),
             stop_jobs: CancellationToken::new(),
             completions: tx,
             completions_rx: Arc::new(Mutex::new(Some(rx))),
@@ -114,7 +112,7 @@ impl Worker {
 
     /// Jobs running in this process right now.
     pub fn running_jobs(&self) -> usize {
-        self.running.load(Ordering::Relaxed)
+        self.tracker.len()
     }
 
     /// One step: reserves as many free slots as there are (at most one batch),
@@ -322,7 +320,6 @@ impl Worker {
             outcome = tracing::field::Empty,
         );
         async {
-            self.running.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
             // Biased, the handler first: a job that finishes on its first poll
             // never arms the lease timer (nor polls the stop token).
@@ -368,7 +365,6 @@ impl Worker {
     }
 
     fn finish_job(&self, permit: OwnedSemaphorePermit) {
-        self.running.fetch_sub(1, Ordering::Relaxed);
         drop(permit);
         self.slot_freed.notify_one();
     }

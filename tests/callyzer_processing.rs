@@ -6,7 +6,7 @@ mod common;
 
 use callsync::domain::call_record::parse_delivery;
 use callsync::domain::phone_number::{PhoneNumber, SHARED_CASES};
-use callsync::jobs::callyzer_delivery::{apply_calls, CallSource};
+use callsync::jobs::callyzer_call_in::{apply_calls, CallSource};
 use common::*;
 use serde_json::json;
 

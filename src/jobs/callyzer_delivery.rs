@@ -6,8 +6,6 @@
 //! harmless: the upsert keeps the newest copy of each call. Not here: HTTP
 //! (the Edge Function stored the event) and matching rules (SQL).
 use super::callyzer_apply_batcher::{ApplyBatcher, Delivery};
-// The apply itself lives with its statement; re-exported where callers know it.
-pub use super::callyzer_call_in::{apply_calls, CallSource};
 use super::{Handler, JobError};
 use crate::domain::call_record::parse_delivery;
 use crate::queue::ClaimedJob;
