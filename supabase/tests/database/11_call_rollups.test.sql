@@ -3,7 +3,7 @@
 -- call, triggers on call and advisor keep them, and a team's client rollup is
 -- visible to admins and that team's manager only (never to an advisor).
 begin;
-select plan(18);
+select plan(19);
 
 select has_table('callsync', 'call_day_stat', 'per advisor-day counts exist');
 select has_table('callsync', 'call_day_client', 'per advisor-day clients exist');
@@ -50,6 +50,12 @@ select is(
        and 'autovacuum_vacuum_insert_scale_factor=0.005' = any (reloptions)),
     2,
     'the client rollups are vacuumed early, so index-only scans of recent days stay index-only');
+select is(
+    (select count(*)::int from pg_class
+     where oid in ('callsync.call_day_client'::regclass, 'callsync.call_team_day_client'::regclass)
+       and 'fillfactor=70' = any (reloptions)),
+    2,
+    'the client rollups leave room on each page, so a count update stays on its page (HOT)');
 
 -- two teams, an advisor in each, one call each to the same client
 insert into callsync.team (id, name) overriding system value values (9101, 'T1'), (9102, 'T2');
