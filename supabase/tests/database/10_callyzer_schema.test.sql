@@ -1,7 +1,7 @@
 -- The Callyzer domain: shape, labels, settings, phone rules, grants, and the
 -- RLS of the screens under each role (admin, manager, advisor, anon).
 begin;
-select plan(33);
+select plan(37);
 
 select has_table('callsync', 'team', 'teams exist');
 select has_table('callsync', 'advisor', 'advisors exist');
@@ -88,6 +88,25 @@ reset role;
 set local role anon;
 select throws_ok('select * from public.lead_call_registry', '42501', null, 'anon is refused outright');
 reset role;
+
+-- the advisor and lead a call names are checked per statement (20261123110000)
+select throws_ok(
+    $$insert into callsync.call (id, advisor_id, duration_s, call_type, call_date, call_time, called_at, source, raw)
+      values ('t-x', 999999, 5, 'Missed', '2026-01-01', '10:00:00', '2026-01-01 09:00Z', 'webhook', '{}')$$,
+    '23503', null, 'a call naming an advisor that does not exist is refused');
+select throws_ok(
+    $$update callsync.call set lead_id = 999999 where id = 't-1'$$,
+    '23503', null, 'a call cannot be pointed at a lead that does not exist');
+update callsync.call set lead_match_ambiguous = true where id = 't-1';
+delete from callsync.lead where id = 901;
+select results_eq(
+    $$select id, lead_id, lead_match_ambiguous from callsync.call where id in ('t-1', 't-2') order by id$$,
+    $$values ('t-1', null::bigint, false), ('t-2', null::bigint, false)$$,
+    'a deleted lead leaves its calls, without the lead and without the ambiguity flag');
+delete from callsync.app_user where advisor_id = 902;
+delete from callsync.advisor where id = 902;
+select is((select advisor_id from callsync.call where id = 't-2'), null::bigint,
+    'a deleted advisor leaves their calls, without the advisor');
 
 select * from finish();
 rollback;

@@ -1,0 +1,108 @@
+//! The advisor and lead a call names (20261123110000: checked once per
+//! statement instead of by per-row foreign keys) hold as a foreign key would
+//! under concurrency: a lead named by an uncommitted call cannot be deleted
+//! until that call commits, and a call matched to a lead that is deleted
+//! before it commits is refused instead of pointing at nothing.
+#![allow(clippy::unwrap_used)]
+mod common;
+
+use common::{wait_until, TestDb};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const FIXTURE: &str = r#"
+    insert into callsync.advisor (name, emp_code, country_code, phone_number, phone_e164)
+    values ('Olga', 'SALES-07', '48', '600100200', '+48600100200');
+    insert into callsync.lead (name) values ('Kowalski');
+    insert into callsync.lead_phone (lead_id, raw) select id, '+48601999001' from callsync.lead;
+"#;
+
+/// One call to the lead's number, in the apply's JSON form.
+fn call(id: &str) -> Value {
+    json!([{"id": id, "emp_code": "SALES-07", "emp_name": "Olga", "emp_e164": "+48600100200",
+            "client_country_code": "48", "client_number": "601999001", "client_e164": "+48601999001",
+            "duration_s": 30, "call_type": "Incoming", "call_date": "2026-01-05", "call_time": "10:00:00",
+            "modified_local": "2026-01-05 10:01:00", "modified_offset_s": 0, "raw": {"id": id}}])
+}
+
+const APPLY: &str = "select callsync.callyzer_apply_calls(null, $1, '[]', 'api')";
+
+#[tokio::test]
+async fn a_lead_named_by_an_uncommitted_call_cannot_be_deleted_until_it_commits() {
+    let db = TestDb::new().await;
+    db.exec(FIXTURE).await;
+    let mut worker = db.worker_pool.get().await.unwrap();
+    let tx = worker.transaction().await.unwrap();
+    tx.query_one(APPLY, &[&call("cz-1")]).await.unwrap();
+
+    let owner = db.pool.get().await.unwrap();
+    owner
+        .batch_execute("set lock_timeout = '300ms'")
+        .await
+        .unwrap();
+    let refused = owner
+        .execute("delete from callsync.lead", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code().map(|c| c.code()),
+        Some("55P03"),
+        "the delete waits for the call's lock: {refused}"
+    );
+
+    tx.commit().await.unwrap();
+    owner
+        .execute("delete from callsync.lead", &[])
+        .await
+        .unwrap();
+    let lead: Option<i64> = db
+        .scalar("select lead_id from callsync.call where id = 'cz-1'")
+        .await;
+    assert_eq!(lead, None, "the committed call lost its deleted lead");
+}
+
+#[tokio::test]
+async fn a_call_matched_to_a_lead_deleted_before_it_commits_is_refused() {
+    let db = TestDb::new().await;
+    db.exec(FIXTURE).await;
+    let mut owner = db.pool.get().await.unwrap();
+    let deleting = owner.transaction().await.unwrap();
+    deleting
+        .execute("delete from callsync.lead", &[])
+        .await
+        .unwrap();
+
+    // the apply still sees the lead (the delete is not committed), matches the
+    // call to it, and waits at the check for the deleting transaction
+    let pool = db.worker_pool.clone();
+    let apply = tokio::spawn(async move {
+        let worker = pool.get().await.unwrap();
+        worker.query_one(APPLY, &[&call("cz-2")]).await
+    });
+    wait_until(
+        "the apply waits for the lead's lock",
+        Duration::from_secs(10),
+        || async {
+            db.scalar::<i64>(
+                "select count(*) from pg_stat_activity
+             where usename = 'callsync_worker' and wait_event_type = 'Lock'",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
+    deleting.commit().await.unwrap();
+
+    let refused = apply.await.unwrap().unwrap_err();
+    assert_eq!(
+        refused.code().map(|c| c.code()),
+        Some("23503"),
+        "the call would name a deleted lead: {refused}"
+    );
+    assert_eq!(
+        db.scalar::<i64>("select count(*) from callsync.call").await,
+        0,
+        "nothing of the refused apply was stored"
+    );
+}
