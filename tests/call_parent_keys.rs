@@ -2,7 +2,8 @@
 //! statement instead of by per-row foreign keys) hold as a foreign key would
 //! under concurrency: a lead named by an uncommitted call cannot be deleted
 //! until that call commits, and a call matched to a lead that is deleted
-//! before it commits is refused instead of pointing at nothing.
+//! before it commits is refused instead of pointing at nothing; the parked
+//! calls (20261123130000) follow their calls when those are deleted or truncated.
 #![allow(clippy::unwrap_used)]
 mod common;
 
@@ -104,5 +105,30 @@ async fn a_call_matched_to_a_lead_deleted_before_it_commits_is_refused() {
         db.scalar::<i64>("select count(*) from callsync.call").await,
         0,
         "nothing of the refused apply was stored"
+    );
+}
+
+#[tokio::test]
+async fn truncating_the_calls_also_empties_the_parked_calls() {
+    let db = TestDb::new().await;
+    db.exec(FIXTURE).await;
+    let worker = db.worker_pool.get().await.unwrap();
+    let mut unmatched = call("cz-3");
+    unmatched[0]["client_number"] = json!("601999777");
+    unmatched[0]["client_e164"] = json!("+48601999777");
+    worker.query_one(APPLY, &[&unmatched]).await.unwrap();
+    assert_eq!(
+        db.scalar::<i64>("select count(*) from callsync.unmatched_call")
+            .await,
+        1,
+        "a call to an unknown number is parked"
+    );
+
+    db.exec("truncate callsync.call").await;
+    assert_eq!(
+        db.scalar::<i64>("select count(*) from callsync.unmatched_call")
+            .await,
+        0,
+        "no parked row outlives its call"
     );
 }

@@ -1,7 +1,7 @@
 -- The Callyzer domain: shape, labels, settings, phone rules, grants, and the
 -- RLS of the screens under each role (admin, manager, advisor, anon).
 begin;
-select plan(37);
+select plan(40);
 
 select has_table('callsync', 'team', 'teams exist');
 select has_table('callsync', 'advisor', 'advisors exist');
@@ -107,6 +107,17 @@ delete from callsync.app_user where advisor_id = 902;
 delete from callsync.advisor where id = 902;
 select is((select advisor_id from callsync.call where id = 't-2'), null::bigint,
     'a deleted advisor leaves their calls, without the advisor');
+
+-- the call and advisor a parked call names (20261123130000)
+select throws_ok(
+    $$insert into callsync.unmatched_call (call_id, called_at, call_type) values ('no-such-call', now(), 'Missed')$$,
+    '23503', null, 'a parked call must name a stored call');
+insert into callsync.unmatched_call (call_id, called_at, call_type, advisor_id) values ('t-1', now(), 'Outgoing', 901);
+delete from callsync.advisor where id = 901;
+select is((select advisor_id from callsync.unmatched_call where call_id = 't-1'), null::bigint,
+    'a deleted advisor leaves the parked copies of their calls, without the advisor');
+delete from callsync.call where id = 't-1';
+select is((select count(*)::int from callsync.unmatched_call), 0, 'a deleted call takes its parked row with it');
 
 select * from finish();
 rollback;
