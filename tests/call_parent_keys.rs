@@ -132,3 +132,19 @@ async fn truncating_the_calls_also_empties_the_parked_calls() {
         "no parked row outlives its call"
     );
 }
+
+#[tokio::test]
+async fn one_truncate_of_the_calls_and_the_parked_calls_together_succeeds() {
+    let db = TestDb::new().await;
+    db.exec(FIXTURE).await;
+    let worker = db.worker_pool.get().await.unwrap();
+    worker.query_one(APPLY, &[&call("cz-4")]).await.unwrap();
+
+    db.exec("truncate callsync.call, callsync.unmatched_call")
+        .await;
+    assert_eq!(
+        db.scalar::<i64>("select count(*) from callsync.call").await,
+        0,
+        "the calls are gone"
+    );
+}
