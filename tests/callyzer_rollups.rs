@@ -48,12 +48,12 @@ const ROLLUP_DIFF: &str = "
     ), fresh_client as (
         select x.*, lag(x.day) over (partition by x.advisor_id, x.client order by x.day) as prev_day
         from (select coalesce(c.advisor_id, 0) as advisor_id, (c.called_at at time zone tz.tz)::date as day,
-                     substr(c.client_e164, 2)::bigint as client, count(*)::int as calls
+                     substr(c.client_e164, 2)::bigint as client
               from callsync.call as c, tz where c.client_e164 is not null group by 1, 2, 3) as x
     ), fresh_team as (
         select x.*, lag(x.day) over (partition by x.team_id, x.client order by x.day) as prev_day
         from (select coalesce(a.team_id, 0) as team_id, (c.called_at at time zone tz.tz)::date as day,
-                     substr(c.client_e164, 2)::bigint as client, count(*)::int as calls
+                     substr(c.client_e164, 2)::bigint as client
               from callsync.call as c cross join tz left join callsync.advisor as a on a.id = c.advisor_id
               where c.client_e164 is not null group by 1, 2, 3) as x
     )

@@ -32,7 +32,7 @@ select is(
     array[]::text[],
     'the rollup functions are security definers with an empty search_path');
 select ok(not has_function_privilege('authenticated', 'callsync.call_client_rollups_apply(bigint[], date[], bigint[], integer[])', 'execute')
-          and not has_function_privilege('authenticated', 'callsync.call_team_day_client_apply(bigint[], date[], bigint[], integer[])', 'execute')
+          and not has_function_privilege('authenticated', 'callsync.call_team_day_client_apply(bigint[], date[], bigint[], integer[], bigint)', 'execute')
           and not has_function_privilege('service_role', 'callsync.call_client_rollups_apply(bigint[], date[], bigint[], integer[])', 'execute'),
     'nobody calls the rollup writers but the triggers');
 select ok(has_function_privilege('authenticated', 'callsync.app_full_team_ids()', 'execute')

@@ -1,0 +1,96 @@
+//! Client rollups hold one row per (advisor or team, day, client) that has
+//! calls, with no count behind it (20261123150000): a key goes when its last
+//! call goes. An apply that adds a call to a team key already present writes
+//! nothing to that key, so a concurrent delete of the team's other call must
+//! wait for the apply's commit before it decides; otherwise the team key would
+//! go while a stored call still needs it.
+#![allow(clippy::unwrap_used)]
+mod common;
+
+use common::{wait_until, TestDb};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// One team, two advisors.
+const FIXTURE: &str = r#"
+    insert into callsync.team (name) values ('North');
+    insert into callsync.advisor (name, emp_code, team_id)
+    select v.name, v.code, t.id from callsync.team as t,
+           (values ('Olga', 'SALES-07'), ('Piotr', 'SALES-08')) as v(name, code);
+"#;
+
+/// A call of advisor `emp` to the same client on the same day.
+fn call(id: &str, emp: &str) -> Value {
+    json!([{"id": id, "emp_code": emp, "emp_name": emp,
+            "client_country_code": "48", "client_number": "601999001", "client_e164": "+48601999001",
+            "duration_s": 30, "call_type": "Incoming", "call_date": "2026-01-05", "call_time": "10:00:00",
+            "modified_local": "2026-01-05 18:00:00", "modified_offset_s": 0, "raw": {"id": id}}])
+}
+
+const APPLY: &str = "select callsync.callyzer_apply_calls(null, $1, '[]', 'api')";
+const ADVISOR_KEYS: &str =
+    "select count(*) from callsync.call_day_client where client = 48601999001";
+const TEAM_KEYS: &str =
+    "select count(*) from callsync.call_team_day_client where client = 48601999001";
+
+#[tokio::test]
+async fn a_team_key_stays_when_its_other_call_goes_while_an_uncommitted_call_adds_to_it() {
+    let db = TestDb::new().await;
+    db.exec(FIXTURE).await;
+    let worker = db.worker_pool.get().await.unwrap();
+    worker
+        .query_one(APPLY, &[&call("cz-1", "SALES-07")])
+        .await
+        .unwrap();
+    assert_eq!(db.scalar::<i64>(TEAM_KEYS).await, 1);
+
+    // the other advisor's call to the same client that day, not committed yet:
+    // the team's key is present, so the apply writes nothing to it
+    let mut adding = db.worker_pool.get().await.unwrap();
+    let tx = adding.transaction().await.unwrap();
+    tx.query_one(APPLY, &[&call("cz-2", "SALES-08")])
+        .await
+        .unwrap();
+
+    // the first call goes meanwhile: the team key's removal check must wait
+    let pool = db.pool.clone();
+    let delete = tokio::spawn(async move {
+        let owner = pool.get().await.unwrap();
+        owner
+            .execute("delete from callsync.call where id = 'cz-1'", &[])
+            .await
+    });
+    wait_until(
+        "the delete waits for the adding transaction",
+        Duration::from_secs(10),
+        || async {
+            db.scalar::<i64>(
+                "select count(*) from pg_stat_activity
+                 where query like 'delete from callsync.call%' and wait_event_type = 'Lock'",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
+    tx.commit().await.unwrap();
+    delete.await.unwrap().unwrap();
+
+    assert_eq!(
+        db.scalar::<i64>(ADVISOR_KEYS).await,
+        1,
+        "only the second advisor's key is left"
+    );
+    assert_eq!(
+        db.scalar::<i64>(TEAM_KEYS).await,
+        1,
+        "cz-2 is stored, so the team's key is still there"
+    );
+
+    db.exec("delete from callsync.call where id = 'cz-2'").await;
+    assert_eq!(
+        db.scalar::<i64>(ADVISOR_KEYS).await + db.scalar::<i64>(TEAM_KEYS).await,
+        0,
+        "the last call took its keys with it"
+    );
+}
