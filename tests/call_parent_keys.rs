@@ -7,9 +7,8 @@
 #![allow(clippy::unwrap_used)]
 mod common;
 
-use common::{wait_until, TestDb};
+use common::{wait_for_lock_wait, TestDb};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 const FIXTURE: &str = r#"
     insert into callsync.advisor (name, emp_code, country_code, phone_number, phone_e164)
@@ -80,17 +79,10 @@ async fn a_call_matched_to_a_lead_deleted_before_it_commits_is_refused() {
         let worker = pool.get().await.unwrap();
         worker.query_one(APPLY, &[&call("cz-2")]).await
     });
-    wait_until(
+    wait_for_lock_wait(
+        &db,
         "the apply waits for the lead's lock",
-        Duration::from_secs(10),
-        || async {
-            db.scalar::<i64>(
-                "select count(*) from pg_stat_activity
-             where usename = 'callsync_worker' and wait_event_type = 'Lock'",
-            )
-            .await
-                == 1
-        },
+        "usename = 'callsync_worker'",
     )
     .await;
     deleting.commit().await.unwrap();

@@ -7,9 +7,8 @@
 #![allow(clippy::unwrap_used)]
 mod common;
 
-use common::{wait_until, TestDb};
+use common::{wait_for_lock_wait, TestDb};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// One team, two advisors.
 const FIXTURE: &str = r#"
@@ -60,17 +59,10 @@ async fn a_team_key_stays_when_its_other_call_goes_while_an_uncommitted_call_add
             .execute("delete from callsync.call where id = 'cz-1'", &[])
             .await
     });
-    wait_until(
+    wait_for_lock_wait(
+        &db,
         "the delete waits for the adding transaction",
-        Duration::from_secs(10),
-        || async {
-            db.scalar::<i64>(
-                "select count(*) from pg_stat_activity
-                 where query like 'delete from callsync.call%' and wait_event_type = 'Lock'",
-            )
-            .await
-                == 1
-        },
+        "query like 'delete from callsync.call%'",
     )
     .await;
     tx.commit().await.unwrap();

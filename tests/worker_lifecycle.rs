@@ -235,17 +235,10 @@ async fn shutdown_does_not_wait_forever_for_a_claim_stuck_in_the_database() {
         .batch_execute("begin; lock table callsync.job in access exclusive mode")
         .await
         .unwrap();
-    wait_until(
+    wait_for_lock_wait(
+        &db,
         "a claim of the worker waits on the lock",
-        Duration::from_secs(10),
-        || async {
-            db.scalar::<i64>(
-                "select count(*) from pg_stat_activity \
-                 where usename = 'callsync_worker' and wait_event_type = 'Lock'",
-            )
-            .await
-                > 0
-        },
+        "usename = 'callsync_worker'",
     )
     .await;
 

@@ -213,6 +213,19 @@ where
     }
 }
 
+/// Waits (up to 10 s, else panics with `what`) until a session of
+/// `pg_stat_activity` matching `sessions` (an SQL condition) waits for a lock:
+/// how a test knows the other side of a race has reached its lock.
+pub async fn wait_for_lock_wait(db: &TestDb, what: &str, sessions: &str) {
+    let sql = format!(
+        "select count(*) from pg_stat_activity where ({sessions}) and wait_event_type = 'Lock'"
+    );
+    wait_until(what, Duration::from_secs(10), || async {
+        db.scalar::<i64>(&sql).await > 0
+    })
+    .await;
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
