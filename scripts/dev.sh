@@ -107,23 +107,6 @@ DATABASE_URL=$WORKER_DATABASE_URL WORKER_ID=local-worker \
     CRM_LANDING_ID=${CRM_LANDING_ID:-3b0f6c2e-9d41-4a57-8e1c-5f2a7d9b4c10} CRM_TRUSTED_ORIGIN=${CRM_TRUSTED_ORIGIN:-http://localhost/} \
     target/debug/callsync worker &
 pids+=($!)
-# Calls arrive at once: the simulator posts deliveries (SIM_DROP of them are
-# lost, for reconciliation to recover), serves the history API, BPMsoft and the
-# console with its local sign-in (a Supabase Auth stand-in for the demo users).
-# SIMULATE=0 leaves it out. Local demo: reconcile every minute over a 15-minute
-# buffer, and once 2 s after the first lost delivery, so a newcomer sees the
-# recovery in the first minute (hosted projects keep the hourly default).
-if [ "${SIMULATE:-1}" != 0 ]; then
-    psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c "update callsync.setting set value = '\"1 minute\"' where key = 'callyzer.reconcile_interval' and value <> '\"1 minute\"'" \
-        -c "update callsync.setting set value = '\"15 minutes\"' where key = 'callyzer.reconcile_safety_buffer' and value <> '\"15 minutes\"'"
-    DATABASE_URL=$DATABASE_URL FUNCTIONS_URL=$FUNCTIONS_URL POSTGREST_URL=$POSTGREST_URL CALLYZER_API_TOKEN=$CALLYZER_API_TOKEN \
-        ANON_KEY=$ANON_KEY JWT_SECRET=$JWT_SECRET \
-        target/debug/callsync simulate --listen "127.0.0.1:$sim_port" --local-login \
-        --rate "${SIM_RATE:-30}" --drop "${SIM_DROP:-0.2}" --history "${SIM_HISTORY:-400}" \
-        --reconcile-after-drop-secs "${SIM_RECONCILE_AFTER_DROP_SECS:-2}" --elevenlabs-every-secs "${SIM_ELEVENLABS_SECS:-90}" &
-    pids+=($!)
-fi
-
 # "Running" means answering: wait (90 s at most) for each HTTP process.
 wait_http() {
     local what=$1 url=$2 deadline=$((SECONDS + 90)) code
@@ -137,7 +120,25 @@ wait_http() {
 }
 wait_http PostgREST "$POSTGREST_URL/"
 wait_http "the functions" "$FUNCTIONS_URL/"
-if [ "${SIMULATE:-1}" != 0 ]; then wait_http "the console" "$SIMULATOR_URL/config.json"; fi
+# Calls arrive once the webhook path answers (started before that, the
+# simulator's first deliveries were refused with 503). The simulator posts
+# deliveries (SIM_DROP of them are lost, for reconciliation to recover), serves
+# the history API, BPMsoft and the console with its local sign-in (a Supabase
+# Auth stand-in for the demo users).
+# SIMULATE=0 leaves it out. Local demo: reconcile every minute over a 15-minute
+# buffer, and once 2 s after the first lost delivery, so a newcomer sees the
+# recovery in the first minute (hosted projects keep the hourly default).
+if [ "${SIMULATE:-1}" != 0 ]; then
+    psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c "update callsync.setting set value = '\"1 minute\"' where key = 'callyzer.reconcile_interval' and value <> '\"1 minute\"'" \
+        -c "update callsync.setting set value = '\"15 minutes\"' where key = 'callyzer.reconcile_safety_buffer' and value <> '\"15 minutes\"'"
+    DATABASE_URL=$DATABASE_URL FUNCTIONS_URL=$FUNCTIONS_URL POSTGREST_URL=$POSTGREST_URL CALLYZER_API_TOKEN=$CALLYZER_API_TOKEN \
+        ANON_KEY=$ANON_KEY JWT_SECRET=$JWT_SECRET \
+        target/debug/callsync simulate --listen "127.0.0.1:$sim_port" --local-login \
+        --rate "${SIM_RATE:-30}" --drop "${SIM_DROP:-0.2}" --history "${SIM_HISTORY:-400}" \
+        --reconcile-after-drop-secs "${SIM_RECONCILE_AFTER_DROP_SECS:-2}" --elevenlabs-every-secs "${SIM_ELEVENLABS_SECS:-90}" &
+    pids+=($!)
+    wait_http "the console" "$SIMULATOR_URL/config.json"
+fi
 
 cat <<MSG
 
