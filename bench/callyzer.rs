@@ -50,6 +50,11 @@ const LEADS: i64 = 20_000;
 #[tokio::main]
 async fn main() {
     let deliveries = env_or("BENCH_DELIVERIES", 600) as usize;
+    let statements = env_or("BENCH_STATEMENTS", 0) == 1;
+    if statements {
+        // read by scripts/pg-cluster.sh when it creates the cluster below
+        std::env::set_var("CALLSYNC_PG_STAT_STATEMENTS", "1");
+    }
     eprintln!("starting a private cluster…");
     let cluster = Cluster::start_private("bench-callyzer");
     cluster.create_migrated_db("bench");
@@ -60,7 +65,7 @@ async fn main() {
     let calls = (deliveries * CALLS_PER_DELIVERY) as f64;
 
     let bare = bare_upsert(&db, &bodies).await;
-    let (ingest_only, process_only, end_to_end) = pipeline(&db, &bodies).await;
+    let (ingest_only, process_only, end_to_end) = pipeline(&db, &bodies, statements).await;
     let matched: i64 = db
         .scalar("select count(*) from callsync.call where lead_id is not null")
         .await;
@@ -240,15 +245,41 @@ async fn all_processed(db: &TestDb, total: i64) {
 
 /// The three pipeline figures, in seconds: ingest alone (no worker), processing
 /// of that backlog alone, and end to end (ingest while the worker processes, on
-/// fresh call ids).
-async fn pipeline(db: &TestDb, bodies: &[Value]) -> (f64, f64, f64) {
+/// fresh call ids). `statements`: print where the worker-alone phase went.
+async fn pipeline(db: &TestDb, bodies: &[Value], statements: bool) -> (f64, f64, f64) {
     let first: Vec<String> = bodies.iter().map(Value::to_string).collect();
     let n = bodies.len() as i64;
     let ingest_only = ingest(db, &first).await;
+    if statements {
+        as_superuser(
+            db,
+            "create extension if not exists pg_stat_statements; select pg_stat_statements_reset()",
+        );
+    }
+    let before = cpu::Usage::now();
     let start = Instant::now();
     let w = worker(db);
     all_processed(db, n).await;
     let process_only = start.elapsed().as_secs_f64();
+    if statements {
+        let used = cpu::Usage::now().since(&before);
+        println!(
+            "\nworker alone: {:.2} s wall, machine busy {:.0}%, this process (the worker) {:.2} CPU-s",
+            process_only,
+            100.0 * used.machine_busy,
+            used.own_cpu_s
+        );
+        println!("  statements by total time (ms, calls, rows, top level?, text):");
+        print!(
+            "{}",
+            as_superuser(
+                db,
+                "select round(total_exec_time::numeric, 1), calls, rows, toplevel,
+                        left(regexp_replace(query, '\\s+', ' ', 'g'), 110)
+                 from pg_stat_statements order by total_exec_time desc limit 25"
+            )
+        );
+    }
     // end to end on fresh ids (new bodies, so no deduplication)
     let second: Vec<String> = first
         .iter()
@@ -260,6 +291,30 @@ async fn pipeline(db: &TestDb, bodies: &[Value]) -> (f64, f64, f64) {
     let end_to_end = start.elapsed().as_secs_f64();
     w.shutdown().await;
     (ingest_only, process_only, end_to_end)
+}
+
+/// Runs `sql` in psql as the cluster's superuser (pg_stat_statements needs
+/// it); returns what it printed, one row per line, columns split by `|`.
+fn as_superuser(db: &TestDb, sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            &db.url("supabase_admin"),
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Screen latencies at 5,000,000 calls through PostgREST.

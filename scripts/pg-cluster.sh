@@ -52,6 +52,12 @@ max_connections = 300
 timezone = 'UTC'
 log_timezone = 'UTC'
 CONF
+        # Benchmarks' statement breakdown (BENCH_STATEMENTS=1): every statement,
+        # nested ones too, timed by pg_stat_statements; not for the test runs.
+        if [ "${CALLSYNC_PG_STAT_STATEMENTS:-0}" = 1 ]; then
+            printf "shared_preload_libraries = 'pg_cron,pg_stat_statements'\npg_stat_statements.track = all\n" \
+                >>"$dir/data/postgresql.conf"
+        fi
     fi
     # An unclean stop (kill -9, a reboot) leaves a pid file: pg_ctl copes with it.
     if ! as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
