@@ -403,13 +403,28 @@ async fn first_days_and_team_rollup_stay_exact_when_days_appear_go_and_advisors_
     db.exec("update callsync.advisor set team_id = 1 where id = 1")
         .await;
 
-    // calls without an advisor count under team 0 with advisors without a team
+    // calls without an advisor count under team 0 with advisors without a team;
+    // k-18 and k-19: one client on the first day of a period that cuts it
+    // (2026-03-12T10:00Z), before and after the cut: still a client of the period
     db.exec(&insert_calls(&[
         ("k-16", 0, 601000001, "2026-03-17 10:00"),
         ("k-17", 0, 601000004, "2026-03-21 11:00"),
+        ("k-18", 0, 601000005, "2026-03-12 09:00"),
+        ("k-19", 0, 601000005, "2026-03-12 16:00"),
     ]))
     .await;
     assert_exact(&db, "calls without an advisor").await;
+
+    // over 100 advisors asked for: team_call_stats reads cut edge days with one
+    // time range for everyone (the company's way) instead of one per advisor
+    db.exec(
+        "insert into callsync.advisor (name, emp_code, team_id)
+             select 'idle ' || g, 'IDLE-' || g, 1 from generate_series(1, 100) g",
+    )
+    .await;
+    assert_exact(&db, "more than 100 advisors asked for").await;
+    db.exec("delete from callsync.advisor where emp_code like 'IDLE-%'")
+        .await;
 
     // a deleted team: its advisors lose their team (its manager first)
     db.exec(
