@@ -3,7 +3,9 @@
 //! call goes. An apply that adds a call to a team key already present writes
 //! nothing to that key, so a concurrent delete of the team's other call must
 //! wait for the apply's commit before it decides; otherwise the team key would
-//! go while a stored call still needs it.
+//! go while a stored call still needs it. That wait must come before the
+//! remover locks any day-stat row, or the apply it waits for can wait on that
+//! row in turn: a deadlock (20261123180000).
 #![allow(clippy::unwrap_used)]
 mod common;
 
@@ -20,8 +22,13 @@ const FIXTURE: &str = r#"
 
 /// A call of advisor `emp` to the same client on the same day.
 fn call(id: &str, emp: &str) -> Value {
+    call_to(id, emp, "601999001")
+}
+
+/// A call of advisor `emp` to `number` on the same day.
+fn call_to(id: &str, emp: &str, number: &str) -> Value {
     json!([{"id": id, "emp_code": emp, "emp_name": emp,
-            "client_country_code": "48", "client_number": "601999001", "client_e164": "+48601999001",
+            "client_country_code": "48", "client_number": number, "client_e164": format!("+48{number}"),
             "duration_s": 30, "call_type": "Incoming", "call_date": "2026-01-05", "call_time": "10:00:00",
             "modified_local": "2026-01-05 18:00:00", "modified_offset_s": 0, "raw": {"id": id}}])
 }
@@ -84,5 +91,72 @@ async fn a_team_key_stays_when_its_other_call_goes_while_an_uncommitted_call_add
         db.scalar::<i64>(ADVISOR_KEYS).await + db.scalar::<i64>(TEAM_KEYS).await,
         0,
         "the last call took its keys with it"
+    );
+}
+
+#[tokio::test]
+async fn a_call_moved_off_its_client_waits_for_an_apply_in_flight_without_a_deadlock() {
+    let db = TestDb::new().await;
+    db.exec(FIXTURE).await;
+    let worker = db.worker_pool.get().await.unwrap();
+    worker
+        .query_one(APPLY, &[&call("cz-1", "SALES-07")])
+        .await
+        .unwrap();
+
+    // an apply in flight: the other advisor's call, not committed yet
+    let mut adding = db.worker_pool.get().await.unwrap();
+    let tx = adding.transaction().await.unwrap();
+    tx.query_one(APPLY, &[&call_to("cz-2", "SALES-08", "601999002")])
+        .await
+        .unwrap();
+
+    // cz-1 moves to another client (its old key may go, so the update waits for
+    // the apply) and another duration (so it also changes its day-stat row)
+    let pool = db.pool.clone();
+    let update = tokio::spawn(async move {
+        let owner = pool.get().await.unwrap();
+        owner
+            .execute(
+                "update callsync.call set client_e164 = '+48601999003', duration_s = 45 where id = 'cz-1'",
+                &[],
+            )
+            .await
+    });
+    wait_for_lock_wait(
+        &db,
+        "the update waits for the apply in flight",
+        "query like 'update callsync.call%'",
+    )
+    .await;
+
+    // the same transaction then applies a call of cz-1's advisor that day: it
+    // needs that advisor's day-stat row, which the waiting update must not hold
+    tx.query_one(APPLY, &[&call_to("cz-3", "SALES-07", "601999004")])
+        .await
+        .expect("the second apply is not a deadlock victim");
+    tx.commit().await.unwrap();
+    update
+        .await
+        .unwrap()
+        .expect("the update is not a deadlock victim and completes after the commit");
+
+    let (calls, seconds): (i64, i64) = {
+        let c = db.pool.get().await.unwrap();
+        let r = c
+            .query_one(
+                "select s.total_calls::bigint, s.total_duration_s::bigint from callsync.call_day_stat as s
+                 join callsync.advisor as a on a.id = s.advisor_id where a.emp_code = 'SALES-07'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((calls, seconds), (2, 75), "cz-1 at 45 s and cz-3 at 30 s");
+    assert_eq!(
+        db.scalar::<i64>(ADVISOR_KEYS).await + db.scalar::<i64>(TEAM_KEYS).await,
+        0,
+        "cz-1's old client has no call left, so its keys went"
     );
 }
