@@ -6,6 +6,9 @@
 //! go while a stored call still needs it. That wait must come before the
 //! remover locks any day-stat row, or the apply it waits for can wait on that
 //! row in turn: a deadlock (20261123180000).
+//! Two applies that add days of one chain at once cannot see each other's
+//! uncommitted day, so the later day may keep a stale `prev_day`: the hourly
+//! repair (20261123190000) sets it right.
 #![allow(clippy::unwrap_used)]
 mod common;
 
@@ -27,9 +30,14 @@ fn call(id: &str, emp: &str) -> Value {
 
 /// A call of advisor `emp` to `number` on the same day.
 fn call_to(id: &str, emp: &str, number: &str) -> Value {
+    call_on(id, emp, number, "2026-01-05")
+}
+
+/// A call of advisor `emp` to `number` on `date`.
+fn call_on(id: &str, emp: &str, number: &str, date: &str) -> Value {
     json!([{"id": id, "emp_code": emp, "emp_name": emp,
             "client_country_code": "48", "client_number": number, "client_e164": format!("+48{number}"),
-            "duration_s": 30, "call_type": "Incoming", "call_date": "2026-01-05", "call_time": "10:00:00",
+            "duration_s": 30, "call_type": "Incoming", "call_date": date, "call_time": "10:00:00",
             "modified_local": "2026-01-05 18:00:00", "modified_offset_s": 0, "raw": {"id": id}}])
 }
 
@@ -158,5 +166,73 @@ async fn a_call_moved_off_its_client_waits_for_an_apply_in_flight_without_a_dead
         db.scalar::<i64>(ADVISOR_KEYS).await + db.scalar::<i64>(TEAM_KEYS).await,
         0,
         "cz-1's old client has no call left, so its keys went"
+    );
+}
+
+/// `prev_day` of the advisor and team keys of client 48601999001 on `day`.
+async fn prev_days(
+    db: &TestDb,
+    day: &str,
+) -> (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>) {
+    let c = db.pool.get().await.unwrap();
+    let r = c
+        .query_one(
+            &format!(
+                "select (select prev_day from callsync.call_day_client where client = 48601999001 and day = '{day}'),
+                        (select prev_day from callsync.call_team_day_client where client = 48601999001 and day = '{day}')"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+#[tokio::test]
+async fn two_days_of_one_chain_applied_at_once_get_the_right_prev_day_from_the_repair() {
+    let db = TestDb::new().await;
+    db.exec(FIXTURE).await;
+    let day1 = chrono::NaiveDate::from_ymd_opt(2026, 1, 5);
+
+    // one advisor's call to a client on the 5th, not committed yet...
+    let mut first = db.worker_pool.get().await.unwrap();
+    let tx = first.transaction().await.unwrap();
+    tx.query_one(
+        APPLY,
+        &[&call_on("cz-1", "SALES-07", "601999001", "2026-01-05")],
+    )
+    .await
+    .unwrap();
+    // ...while the other advisor's call to the same client on the 7th is applied
+    // and committed: neither saw the other's day (they share the team chain)
+    let worker = db.worker_pool.get().await.unwrap();
+    worker
+        .query_one(
+            APPLY,
+            &[&call_on("cz-2", "SALES-08", "601999001", "2026-01-07")],
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        prev_days(&db, "2026-01-07").await.1,
+        None,
+        "the race as it is: the team key of the 7th missed the 5th"
+    );
+
+    let fixed: i32 = db
+        .scalar("select callsync.call_client_rollups_repair('2026-01-01')")
+        .await;
+    assert_eq!(fixed, 1, "one key repaired");
+    assert_eq!(
+        prev_days(&db, "2026-01-07").await,
+        (None, day1),
+        "the advisor chain of the 7th has no earlier day; the team chain's is the 5th"
+    );
+    assert_eq!(
+        db.scalar::<i32>("select callsync.call_client_rollups_repair('2026-01-01')")
+            .await,
+        0,
+        "nothing left to repair"
     );
 }

@@ -3,7 +3,7 @@
 -- call, triggers on call and advisor keep them, and a team's client rollup is
 -- visible to admins and that team's manager only (never to an advisor).
 begin;
-select plan(19);
+select plan(21);
 
 select has_table('callsync', 'call_day_stat', 'per advisor-day counts exist');
 select has_table('callsync', 'call_day_client', 'per advisor-day clients exist');
@@ -26,7 +26,7 @@ select is(
           where n.nspname = 'callsync'
             and p.proname in ('call_team_day_client_apply', 'call_client_rollups_apply',
                               'call_rollup_add', 'call_rollup_advisor_moved', 'call_rollup_advisor_deleted',
-                              'app_full_team_ids')
+                              'app_full_team_ids', 'call_client_rollups_repair')
             and not (p.prosecdef and 'search_path=""' = any (p.proconfig))
           order by 1),
     array[]::text[],
@@ -35,6 +35,13 @@ select ok(not has_function_privilege('authenticated', 'callsync.call_client_roll
           and not has_function_privilege('authenticated', 'callsync.call_team_day_client_apply(bigint[], date[], bigint[], integer[], bigint)', 'execute')
           and not has_function_privilege('service_role', 'callsync.call_client_rollups_apply(bigint[], date[], bigint[], integer[])', 'execute'),
     'nobody calls the rollup writers but the triggers');
+select ok(not has_function_privilege('authenticated', 'callsync.call_client_rollups_repair(date)', 'execute')
+          and not has_function_privilege('anon', 'callsync.call_client_rollups_repair(date)', 'execute')
+          and not has_function_privilege('callsync_worker', 'callsync.call_client_rollups_repair(date)', 'execute'),
+    'the prev_day repair is for pg_cron and operators, not the API or the worker');
+select is((select command from cron.job where jobname = 'callsync-rollups-repair'),
+          'select callsync.call_client_rollups_repair()',
+          'pg_cron repairs stale prev_day keys hourly');
 select ok(has_function_privilege('authenticated', 'callsync.app_full_team_ids()', 'execute')
           and not has_function_privilege('anon', 'callsync.app_full_team_ids()', 'execute'),
     'signed-in users (their policies) may ask which teams they see whole');
