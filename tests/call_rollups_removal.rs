@@ -47,8 +47,8 @@ const ADVISOR_KEYS: &str =
 const TEAM_KEYS: &str =
     "select count(*) from callsync.call_team_day_client where client = 48601999001";
 
-#[tokio::test]
-async fn a_team_key_stays_when_its_other_call_goes_while_an_uncommitted_call_adds_to_it() {
+/// A database with the fixture and one committed call, cz-1 (SALES-07 to the client).
+async fn with_first_call() -> TestDb {
     let db = TestDb::new().await;
     db.exec(FIXTURE).await;
     let worker = db.worker_pool.get().await.unwrap();
@@ -56,6 +56,12 @@ async fn a_team_key_stays_when_its_other_call_goes_while_an_uncommitted_call_add
         .query_one(APPLY, &[&call("cz-1", "SALES-07")])
         .await
         .unwrap();
+    db
+}
+
+#[tokio::test]
+async fn a_team_key_stays_when_its_other_call_goes_while_an_uncommitted_call_adds_to_it() {
+    let db = with_first_call().await;
     assert_eq!(db.scalar::<i64>(TEAM_KEYS).await, 1);
 
     // the other advisor's call to the same client that day, not committed yet:
@@ -104,13 +110,7 @@ async fn a_team_key_stays_when_its_other_call_goes_while_an_uncommitted_call_add
 
 #[tokio::test]
 async fn a_call_moved_off_its_client_waits_for_an_apply_in_flight_without_a_deadlock() {
-    let db = TestDb::new().await;
-    db.exec(FIXTURE).await;
-    let worker = db.worker_pool.get().await.unwrap();
-    worker
-        .query_one(APPLY, &[&call("cz-1", "SALES-07")])
-        .await
-        .unwrap();
+    let db = with_first_call().await;
 
     // an apply in flight: the other advisor's call, not committed yet
     let mut adding = db.worker_pool.get().await.unwrap();
