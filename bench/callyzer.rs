@@ -221,6 +221,17 @@ async fn ingest(db: &TestDb, bodies: &[String]) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
+/// CPU so far of this process (the worker runs in it) and of the cluster's
+/// Postgres processes, and the machine's busy time.
+fn cpu_now(db: &TestDb) -> cpu::Snapshot {
+    let me = cpu::Named {
+        name: "bench process (the worker)",
+        pid: std::process::id(),
+    };
+    let postmaster = cpu::postmaster_pid(&db.cluster.dir).unwrap_or(0);
+    cpu::snapshot(&[me], postmaster, &std::collections::BTreeMap::new())
+}
+
 fn worker(db: &TestDb) -> RunningWorker {
     let handlers = Handlers::new().register(KIND, CallyzerDelivery::new(db.worker_pool.clone()));
     let mut opts = common::test_options("bench");
@@ -250,30 +261,27 @@ async fn pipeline(db: &TestDb, bodies: &[Value], statements: bool) -> (f64, f64,
     let first: Vec<String> = bodies.iter().map(Value::to_string).collect();
     let n = bodies.len() as i64;
     let ingest_only = ingest(db, &first).await;
+    // pg_stat_statements wants the superuser
+    let superuser = db.url("supabase_admin");
     if statements {
-        as_superuser(
-            db,
+        common::psql(
+            &superuser,
             "create extension if not exists pg_stat_statements; select pg_stat_statements_reset()",
         );
     }
-    let before = cpu::Usage::now();
+    let before = cpu_now(db);
     let start = Instant::now();
     let w = worker(db);
     all_processed(db, n).await;
     let process_only = start.elapsed().as_secs_f64();
     if statements {
-        let used = cpu::Usage::now().since(&before);
-        println!(
-            "\nworker alone: {:.2} s wall, machine busy {:.0}%, this process (the worker) {:.2} CPU-s",
-            process_only,
-            100.0 * used.machine_busy,
-            used.own_cpu_s
-        );
+        let used = cpu::between(&before, &cpu_now(db), bodies.len() as u64);
+        print!("\n{}", cpu::table("worker alone", &used));
         println!("  statements by total time (ms, calls, rows, top level?, text):");
         print!(
             "{}",
-            as_superuser(
-                db,
+            common::psql(
+                &superuser,
                 "select round(total_exec_time::numeric, 1), calls, rows, toplevel,
                         left(regexp_replace(query, '\\s+', ' ', 'g'), 110)
                  from pg_stat_statements order by total_exec_time desc limit 25"
@@ -291,30 +299,6 @@ async fn pipeline(db: &TestDb, bodies: &[Value], statements: bool) -> (f64, f64,
     let end_to_end = start.elapsed().as_secs_f64();
     w.shutdown().await;
     (ingest_only, process_only, end_to_end)
-}
-
-/// Runs `sql` in psql as the cluster's superuser (pg_stat_statements needs
-/// it); returns what it printed, one row per line, columns split by `|`.
-fn as_superuser(db: &TestDb, sql: &str) -> String {
-    let out = std::process::Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            &db.url("supabase_admin"),
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Screen latencies at 5,000,000 calls through PostgREST.

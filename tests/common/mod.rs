@@ -234,9 +234,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn psql(url: &str, sql: &str) {
+/// Runs `sql` with psql as `url`'s role; returns what it printed, unaligned and
+/// tuples only (one row per line, columns split by `|`).
+pub fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+        .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
         .output()
         .expect("psql");
     assert!(
@@ -244,6 +246,7 @@ pub fn psql(url: &str, sql: &str) {
         "psql failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub fn psql_file(url: &str, file: &Path) {

@@ -88,39 +88,6 @@ pub fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-/// This process's CPU and the machine's busy time at one moment, for a
-/// benchmark whose worker runs in-process (lighter than a [`Snapshot`]).
-pub struct Usage {
-    own: f64,
-    machine: (u64, u64),
-}
-
-/// What happened between two [`Usage`] readings.
-pub struct Used {
-    /// this process's CPU seconds
-    pub own_cpu_s: f64,
-    /// the machine's busy share of all cores, 0..1 (everyone's work)
-    pub machine_busy: f64,
-}
-
-impl Usage {
-    pub fn now() -> Usage {
-        Usage {
-            own: own_cpu_secs(),
-            machine: machine(),
-        }
-    }
-
-    pub fn since(&self, earlier: &Usage) -> Used {
-        let busy = self.machine.0.saturating_sub(earlier.machine.0) as f64;
-        let all = self.machine.1.saturating_sub(earlier.machine.1).max(1) as f64;
-        Used {
-            own_cpu_s: self.own - earlier.own,
-            machine_busy: busy / all,
-        }
-    }
-}
-
 /// CPU seconds (user + system) this process has used so far.
 pub fn own_cpu_secs() -> f64 {
     proc_stat(std::process::id()).map_or(0.0, |(_, own, _)| own)
