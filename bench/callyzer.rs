@@ -2,6 +2,11 @@
 //!
 //!   cargo bench --bench callyzer                  processing only
 //!   BENCH_SCREENS=1 cargo bench --bench callyzer  also the screens at 5,000,000 calls
+//!   BENCH_STATEMENTS=1 cargo bench --bench callyzer  also where the worker-alone
+//!       phase went: the machine's busy cores, the CPU of Postgres and of this
+//!       process (the worker runs in it) and the 25 statements with the most time
+//!       (pg_stat_statements with track = all, preloaded by the private cluster;
+//!       it costs a little per statement)
 //!
 //! Processing: BENCH_DELIVERIES (default 600) deliveries of 50 calls each are
 //! pushed through `public.ingest_callyzer_webhook` by 4 connections as fast as
