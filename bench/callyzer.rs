@@ -7,6 +7,10 @@
 //!       process (the worker runs in it) and the 25 statements with the most time
 //!       (pg_stat_statements with track = all, preloaded by the private cluster;
 //!       it costs a little per statement)
+//!   BENCH_FLOOR=1 cargo bench --bench callyzer    the same processing with the
+//!       apply cut down to the call upsert (no lead matching, no parking, no new
+//!       advisors, no rollup or parent-check triggers): what the design's fixed
+//!       parts (ingest, job, parse, typed rows, upsert) reach on their own
 //!
 //! Processing: BENCH_DELIVERIES (default 600) deliveries of 50 calls each are
 //! pushed through `public.ingest_callyzer_webhook` by 4 connections as fast as
@@ -65,6 +69,10 @@ async fn main() {
     cluster.create_migrated_db("bench");
     let db = TestDb::on(cluster.clone(), "bench");
     fixture(&db).await;
+    let floor = env_or("BENCH_FLOOR", 0) == 1;
+    if floor {
+        cut_apply_to_upsert(&db).await;
+    }
 
     let bodies: Vec<Value> = (0..deliveries).map(delivery).collect();
     let calls = (deliveries * CALLS_PER_DELIVERY) as f64;
@@ -76,6 +84,9 @@ async fn main() {
         .await;
     let stored: i64 = db.scalar("select count(*) from callsync.call").await;
 
+    if floor {
+        println!("\nFLOOR RUN: the apply is cut down to the call upsert (BENCH_FLOOR=1)");
+    }
     println!("\ncallyzer processing: {deliveries} deliveries x {CALLS_PER_DELIVERY} calls, {CONNECTIONS} connections (same cluster, same run)");
     let line = |what: &str, secs: f64| {
         println!("  {what:<46} {:>9.0} calls/s  ({secs:.2} s)", calls / secs)
@@ -105,6 +116,52 @@ async fn fixture(db: &TestDb) {
          insert into callsync.lead_phone (lead_id, raw, e164)
              select g, '+48' || (600000000 + g), '+48' || (600000000 + g) from generate_series(1, {LEADS}) g;
          analyze callsync.team, callsync.advisor, callsync.lead, callsync.lead_phone;"
+    ))
+    .await;
+}
+
+/// BENCH_FLOOR=1: replaces `callsync.callyzer_apply_batch` on the bench's
+/// private database with the same function minus every feature beyond the call
+/// upsert, cut from its live definition (so the floor follows the real apply),
+/// and turns off the call table's rollup and parent-check triggers.
+async fn cut_apply_to_upsert(db: &TestDb) {
+    let def: String = db
+        .scalar("select pg_get_functiondef('callsync.callyzer_apply_batch'::regproc)")
+        .await;
+    let cut = |s: &str, from: &str, to: &str, with: &str| -> String {
+        let a = s
+            .find(from)
+            .unwrap_or_else(|| panic!("floor: {from:?} not in the apply"));
+        let b = a + s[a..]
+            .find(to)
+            .unwrap_or_else(|| panic!("floor: {to:?} not in the apply"));
+        format!("{}{with}{}", &s[..a], &s[b..])
+    };
+    // new advisors: both inserts, up to the calls' CTE
+    let def = cut(
+        &def,
+        "    insert into callsync.advisor",
+        "    with rec as (",
+        "",
+    );
+    // lead matching: every call unmatched
+    let def = cut(
+        &def,
+        "left join lateral (",
+        "left join callsync.call_type_label",
+        "left join lateral (select null::bigint as lead_id, 0 as candidates) as m on true\n        ",
+    );
+    // parking, un-parking, unknown call types
+    let def = cut(
+        &def,
+        "), parked as (",
+        "    select jsonb_build_object(",
+        ")\n",
+    );
+    db.exec(&format!(
+        "{def};
+         alter table callsync.call disable trigger call_rollup_insert, disable trigger call_rollup_update,
+             disable trigger call_parents_check_insert, disable trigger call_parents_check_update;"
     ))
     .await;
 }
