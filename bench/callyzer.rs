@@ -16,6 +16,8 @@
 //! pushed through `public.ingest_callyzer_webhook` by 4 connections as fast as
 //! the database takes them, while a worker (BENCH_CONCURRENCY jobs at once,
 //! default 32 like WORKER_CONCURRENCY) processes them; also each half alone.
+//! The end-to-end phase sends the calls again under new ids on the next day, so
+//! every rollup key it writes is new, as a new day's traffic's are.
 //! The worker: parse in Rust, then the deliveries ready together go through one
 //! `callyzer_apply_batch` (advisors, labels, time zone, lead matching
 //! against 20,000 lead phones, unmatched parking).
@@ -350,10 +352,15 @@ async fn pipeline(db: &TestDb, bodies: &[Value], statements: bool) -> (f64, f64,
             )
         );
     }
-    // end to end on fresh ids (new bodies, so no deduplication)
+    // end to end on fresh ids (new bodies, so no deduplication) and on the next
+    // day: every advisor/day/client rollup key is new, as each day's traffic's is
+    // (the same day again would only find the first phase's keys)
     let second: Vec<String> = first
         .iter()
-        .map(|b| b.replace("\"bench-", "\"again-"))
+        .map(|b| {
+            b.replace("\"bench-", "\"again-")
+                .replace("2026-01-15", "2026-01-16")
+        })
         .collect();
     let start = Instant::now();
     ingest(db, &second).await;
