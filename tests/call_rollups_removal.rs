@@ -13,7 +13,9 @@
 mod common;
 
 use common::{wait_for_lock_wait, TestDb};
+use deadpool_postgres::tokio_postgres;
 use serde_json::{json, Value};
+use tokio::task::JoinHandle;
 
 /// One team, two advisors.
 const FIXTURE: &str = r#"
@@ -59,6 +61,20 @@ async fn with_first_call() -> TestDb {
     db
 }
 
+/// Starts `sql` as the owner on a connection of its own and returns once it
+/// waits for a lock (`what` names that wait); the handle yields its outcome.
+async fn owner_waits(
+    db: &TestDb,
+    sql: &'static str,
+    what: &str,
+) -> JoinHandle<Result<u64, tokio_postgres::Error>> {
+    let pool = db.pool.clone();
+    let running = tokio::spawn(async move { pool.get().await.unwrap().execute(sql, &[]).await });
+    let this_statement = format!("query = '{}'", sql.replace('\'', "''"));
+    wait_for_lock_wait(db, what, &this_statement).await;
+    running
+}
+
 #[tokio::test]
 async fn a_team_key_stays_when_its_other_call_goes_while_an_uncommitted_call_adds_to_it() {
     let db = with_first_call().await;
@@ -73,17 +89,10 @@ async fn a_team_key_stays_when_its_other_call_goes_while_an_uncommitted_call_add
         .unwrap();
 
     // the first call goes meanwhile: the team key's removal check must wait
-    let pool = db.pool.clone();
-    let delete = tokio::spawn(async move {
-        let owner = pool.get().await.unwrap();
-        owner
-            .execute("delete from callsync.call where id = 'cz-1'", &[])
-            .await
-    });
-    wait_for_lock_wait(
+    let delete = owner_waits(
         &db,
+        "delete from callsync.call where id = 'cz-1'",
         "the delete waits for the adding transaction",
-        "query like 'delete from callsync.call%'",
     )
     .await;
     tx.commit().await.unwrap();
@@ -121,20 +130,10 @@ async fn a_call_moved_off_its_client_waits_for_an_apply_in_flight_without_a_dead
 
     // cz-1 moves to another client (its old key may go, so the update waits for
     // the apply) and another duration (so it also changes its day-stat row)
-    let pool = db.pool.clone();
-    let update = tokio::spawn(async move {
-        let owner = pool.get().await.unwrap();
-        owner
-            .execute(
-                "update callsync.call set client_e164 = '+48601999003', duration_s = 45 where id = 'cz-1'",
-                &[],
-            )
-            .await
-    });
-    wait_for_lock_wait(
+    let update = owner_waits(
         &db,
+        "update callsync.call set client_e164 = '+48601999003', duration_s = 45 where id = 'cz-1'",
         "the update waits for the apply in flight",
-        "query like 'update callsync.call%'",
     )
     .await;
 
